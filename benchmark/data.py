@@ -1,0 +1,159 @@
+"""CIFAR-10 for the search protocol: sources, the 25k/25k splits, and a batch stream.
+
+Sources: an .npz with x_train, y_train, x_test, y_test (uint8 NHWC), or a torchvision root
+folder (torchvision's CIFAR10, downloaded only when asked). The data's identity is the md5
+of the training arrays, whatever file they came from.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmark.errors import BenchmarkFileError
+
+# AutoDL-Projects' CIFAR-10 normalisation (REFERENCE.md section 1).
+MEAN = (125.3 / 255, 123.0 / 255, 113.9 / 255)
+STD = (63.0 / 255, 62.1 / 255, 66.7 / 255)
+SPLITS = ("official", "random-half", "contiguous")
+
+
+class DataError(ValueError):
+    """The dataset path is missing or unusable; the message says what to set."""
+
+
+@dataclass
+class Cifar10:
+    x_train: np.ndarray  # (50000, 32, 32, 3) uint8
+    y_train: np.ndarray  # (50000,) int64
+    source: str
+    md5: str
+
+
+def _md5(x: np.ndarray, y: np.ndarray) -> str:
+    h = hashlib.md5()
+    h.update(np.ascontiguousarray(x).tobytes())
+    h.update(np.ascontiguousarray(y.astype(np.int64)).tobytes())
+    return h.hexdigest()
+
+
+def load_cifar10(path: str | Path, download: bool = False) -> Cifar10:
+    path = Path(path).expanduser()
+    if path.suffix == ".npz":
+        if not path.is_file():
+            raise DataError(f"CIFAR-10 archive {path} does not exist; set --data or NAS_DATA "
+                            "to an .npz file or a torchvision root folder")
+        try:
+            with np.load(path) as z:
+                x, y = z["x_train"], z["y_train"]
+        except (OSError, KeyError, ValueError) as e:
+            raise DataError(f"{path} is not a CIFAR-10 .npz with x_train/y_train ({e})") from e
+    else:
+        if not path.is_dir() and not download:
+            raise DataError(f"CIFAR-10 folder {path} does not exist; point --data/NAS_DATA at "
+                            "an existing torchvision root or .npz, or add --download")
+        from torchvision.datasets import CIFAR10
+        try:
+            ds = CIFAR10(str(path), train=True, download=download)
+        except RuntimeError as e:
+            raise DataError(f"no CIFAR-10 under {path} ({e}); add --download where the "
+                            "network allows, or point --data at an .npz") from e
+        x, y = np.asarray(ds.data), np.asarray(ds.targets, dtype=np.int64)
+    if x.shape != (50000, 32, 32, 3) or x.dtype != np.uint8 or y.shape != (50000,):
+        raise DataError(f"{path}: expected x_train (50000,32,32,3) uint8 and y_train (50000,), "
+                        f"got {x.shape} {x.dtype} and {y.shape}")
+    return Cifar10(x, y.astype(np.int64), str(path), _md5(x, y))
+
+
+def read_split_file(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """The benchmark's cifar-split.txt: {"train": ["int", [..]], "valid": ["int", [..]]}."""
+    path = Path(path)
+    try:
+        d = json.loads(path.read_text())
+        train = np.array([int(i) for i in d["train"][1]], dtype=np.int64)
+        valid = np.array([int(i) for i in d["valid"][1]], dtype=np.int64)
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as e:
+        raise BenchmarkFileError(
+            f"split file {path} is not in the NB201 cifar-split.txt format "
+            f'({{"train": ["int", [...]], "valid": ["int", [...]]}}): {type(e).__name__}: {e}') from e
+    if len(np.intersect1d(train, valid)) or min(train.min(), valid.min()) < 0:
+        raise BenchmarkFileError(f"split file {path}: halves overlap or hold negative indices")
+    return train, valid
+
+
+def find_split_file(benchmarks_dir: str | Path | None) -> Path | None:
+    if benchmarks_dir is None:
+        return None
+    for rel in ("cifar-split.txt", "nasbench201/cifar-split.txt"):
+        p = Path(benchmarks_dir) / rel
+        if p.is_file():
+            return p
+    return None
+
+
+def make_split(kind: str, n: int, seed: int, split_file: Path | None) -> tuple[np.ndarray, np.ndarray, str]:
+    """(weights half, architecture half, description). `official` without a file is an error."""
+    if kind == "official":
+        if split_file is None:
+            raise DataError("the profile asks for the official NB201 split but no cifar-split.txt "
+                            "was found in --benchmarks/NAS_BENCHMARKS; add it there or pass "
+                            "--set split=random-half")
+        train, valid = read_split_file(split_file)
+        if max(train.max(), valid.max()) >= n:
+            raise BenchmarkFileError(f"split file {split_file} indexes past the {n} training images")
+        return train, valid, f"official:{Path(split_file).name}"
+    if kind == "random-half":
+        perm = np.random.default_rng(seed).permutation(n)
+        return np.sort(perm[: n // 2]), np.sort(perm[n // 2:]), f"random-half:seed={seed}"
+    if kind == "contiguous":
+        idx = np.arange(n)
+        return idx[: n // 2], idx[n // 2:], "contiguous"
+    raise DataError(f"unknown split {kind!r}; valid: {', '.join(SPLITS)}")
+
+
+class BatchStream:
+    """Shuffled, augmented mini-batches of one half, reproducible from a torch.Generator.
+
+    Written here rather than with DataLoader + PIL transforms: vectorised crop/flip on whole
+    batches is several times faster on a CPU, and the generator's state is the stream's whole
+    state, so a resumed run continues the exact same sequence.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, augment: bool,
+                 generator: torch.Generator, device: torch.device | str = "cpu"):
+        self.x = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).contiguous()
+        self.y = torch.from_numpy(y)
+        self.batch_size, self.augment, self.gen, self.device = batch_size, augment, generator, device
+        self.mean = torch.tensor(MEAN).view(1, 3, 1, 1)
+        self.std = torch.tensor(STD).view(1, 3, 1, 1)
+
+    def __len__(self) -> int:
+        return (len(self.y) + self.batch_size - 1) // self.batch_size
+
+    def _augment(self, xb: torch.Tensor) -> torch.Tensor:
+        b = xb.shape[0]
+        padded = torch.nn.functional.pad(xb, (4, 4, 4, 4))
+        dx = torch.randint(0, 9, (b,), generator=self.gen)
+        dy = torch.randint(0, 9, (b,), generator=self.gen)
+        flip = torch.rand(b, generator=self.gen) < 0.5
+        ar = torch.arange(32)
+        rows = (dy[:, None] + ar[None, :])[:, None, :, None]          # b,1,32,1
+        cols = dx[:, None] + ar[None, :]
+        cols = torch.where(flip[:, None], cols.flip(1), cols)[:, None, None, :]  # b,1,1,32
+        bi = torch.arange(b)[:, None, None, None]
+        ci = torch.arange(3)[None, :, None, None]
+        return padded[bi, ci, rows, cols]
+
+    def __iter__(self):
+        order = torch.randperm(len(self.y), generator=self.gen)
+        for s in range(0, len(order), self.batch_size):
+            idx = order[s:s + self.batch_size]
+            xb = self.x[idx].float().div_(255)
+            if self.augment:
+                xb = self._augment(xb)
+            xb = (xb - self.mean) / self.std
+            yield xb.to(self.device, non_blocking=True), self.y[idx].to(self.device, non_blocking=True)

@@ -1,0 +1,154 @@
+"""The one search loop: every method and every space runs through `run_search`.
+
+Per step it calls the method's arch_step and weight_step (in the profile's order) on one
+batch of each half; per epoch it records the derived genotype and checkpoints. A resumed
+run restores every RNG (python, numpy, torch, CUDA, data streams) and continues exactly.
+"""
+from __future__ import annotations
+
+import math
+import random
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from benchmark.config import SearchConfig
+from benchmark.data import BatchStream, Cifar10
+from benchmark.records import append_jsonl, atomic_write, atomic_write_json, read_jsonl, rewrite_jsonl
+from benchmark.rundir import RunDir
+from methods.base import StepContext
+from methods.registry import get_method
+from spaces import get_space
+
+Scorer = Callable[[str, dict], "dict | None"]
+
+
+class DivergenceError(RuntimeError):
+    """A loss became NaN or infinite."""
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state(streams: dict[str, torch.Generator]) -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(),
+             "torch": torch.get_rng_state(),
+             "streams": {k: g.get_state() for k, g in streams.items()}}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict, streams: dict[str, torch.Generator]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    for k, g in streams.items():
+        g.set_state(state["streams"][k])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _mean(rows: list[dict], key: str) -> float | None:
+    vals = [r[key] for r in rows if key in r]
+    return float(np.mean(vals)) if vals else None
+
+
+def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.ndarray, np.ndarray],
+               device: str = "cpu", scorer: Scorer | None = None, progress: bool = True) -> str:
+    """Train (or resume) one run to completion; returns the final genotype."""
+    device = torch.device(device)
+    seed_everything(cfg.seed)
+    streams = {name: torch.Generator().manual_seed(cfg.seed * 1000 + i)
+               for i, name in enumerate(("arch_init", "train", "valid"))}
+    train_idx, valid_idx = (h[: cfg.train_subset] if cfg.train_subset else h for h in halves)
+    train = BatchStream(data.x_train[train_idx], data.y_train[train_idx], cfg.batch_size, True,
+                        streams["train"], device)
+    valid = BatchStream(data.x_train[valid_idx], data.y_train[valid_idx], cfg.batch_size, True,
+                        streams["valid"], device)
+
+    space = get_space(cfg.space)
+    supernet = space.supernet(**cfg.supernet).to(device)
+    method = get_method(cfg.method)(space, supernet, cfg, streams["arch_init"], device)
+    w_opt = torch.optim.SGD(supernet.parameters(), lr=cfg.w_lr, momentum=cfg.w_momentum,
+                            nesterov=cfg.w_nesterov, weight_decay=cfg.w_weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, T_max=cfg.epochs, eta_min=cfg.w_lr_min)
+    ctx = StepContext(supernet, w_opt, 0, cfg.epochs, cfg.grad_clip, len(train_idx), len(valid_idx))
+
+    start, wall = 1, 0.0
+    if rd.checkpoint.exists():
+        ck = torch.load(rd.checkpoint, map_location=device, weights_only=False)
+        supernet.load_state_dict(ck["supernet"])
+        method.load_state_dict(ck["method"])
+        w_opt.load_state_dict(ck["w_optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        set_rng_state(ck["rng"], streams)
+        start, wall = ck["epoch"] + 1, ck["wall_seconds"]
+        # Records past the checkpoint come from an epoch that will be recomputed.
+        rows = [r for r in read_jsonl(rd.epochs) if r["epoch"] <= ck["epoch"]]
+        rewrite_jsonl(rd.epochs, rows)
+    else:
+        rd.epochs.unlink(missing_ok=True)
+        _record(rd, cfg, method, space, 0, [], w_opt, 0.0, 0.0, {}, scorer)
+
+    bar = tqdm(total=(cfg.epochs - start + 1) * len(train), disable=not progress, leave=False,
+               desc=f"{cfg.space}/{cfg.method}/seed-{cfg.seed}", unit="step")
+    for epoch in range(start, cfg.epochs + 1):
+        ctx.epoch = epoch
+        t0 = time.perf_counter()
+        supernet.train()
+        rows = []
+        for train_batch, valid_batch in zip(train, valid):
+            if cfg.arch_first:
+                row = method.arch_step(train_batch, valid_batch, ctx)
+                row.update(method.weight_step(train_batch, ctx))
+            else:
+                row = method.weight_step(train_batch, ctx)
+                row.update(method.arch_step(train_batch, valid_batch, ctx))
+            for k in ("train_loss", "valid_loss"):
+                if k in row and not math.isfinite(row[k]):
+                    raise DivergenceError(f"{k} is {row[k]} at epoch {epoch}")
+            rows.append(row)
+            bar.update(1)
+        lr_used = w_opt.param_groups[0]["lr"]
+        diagnostics = method.epoch_end(epoch, ctx)
+        sched.step()
+        dt = time.perf_counter() - t0
+        wall += dt
+        _record(rd, cfg, method, space, epoch, rows, w_opt, dt, wall, diagnostics, scorer, lr_used)
+        state = {"epoch": epoch, "wall_seconds": wall, "supernet": supernet.state_dict(),
+                 "method": method.state_dict(), "w_optimizer": w_opt.state_dict(),
+                 "scheduler": sched.state_dict(), "rng": rng_state(streams)}
+        atomic_write(rd.checkpoint, lambda f: torch.save(state, f), mode="wb")
+    bar.close()
+    genotype = method.derive()
+    atomic_write_json(rd.done, {"genotype": genotype, "epochs": cfg.epochs, "wall_seconds": wall})
+    rd.failed.unlink(missing_ok=True)
+    return genotype
+
+
+def _record(rd: RunDir, cfg: SearchConfig, method, space, epoch: int, rows: list[dict], w_opt,
+            dt: float, wall: float, diagnostics: dict, scorer: Scorer | None,
+            lr_used: float | None = None) -> None:
+    genotype = method.derive()
+    info = space.genotype_info(genotype)
+    rec = {
+        "epoch": epoch, "space": cfg.space, "method": cfg.method, "seed": cfg.seed,
+        "genotype": genotype, "genotype_info": info,
+        "param_free_ops": space.param_free_ops(genotype),
+        "arch": method.arch_record(),
+        "train_loss": _mean(rows, "train_loss"), "train_acc": _mean(rows, "train_acc"),
+        "valid_loss": _mean(rows, "valid_loss"), "valid_acc": _mean(rows, "valid_acc"),
+        "w_lr": lr_used, "a_lr": method.arch_optimizer.param_groups[0]["lr"],
+        "diagnostics": diagnostics,
+        "benchmark": scorer(genotype, info) if scorer else None,
+        "timing": {"epoch_seconds": dt, "wall_seconds": wall},
+    }
+    append_jsonl(rd.epochs, rec)

@@ -1,0 +1,158 @@
+"""Run a grid of searches: `python benchmark/run.py --methods darts --spaces nb201 --seeds 0-9`.
+
+Finished runs are skipped, unfinished ones resume from their last finished epoch, a failed
+run is recorded in its folder and the others go on. Exit codes: 0 all runs done, 1 some run
+failed or was refused, 2 bad input (nothing was started).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from pathlib import Path
+
+if not __package__:  # run as a script: make the repo importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmark.config import PROFILES, resolve_config  # noqa: E402
+from benchmark.grid import UsageError, make_grid, parse_names, parse_seeds  # noqa: E402
+
+
+def default_benchmarks() -> str | None:
+    return os.environ.get("NAS_BENCHMARKS") or os.environ.get("TORCH_HOME") or str(Path.home() / ".torch")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from methods.registry import available as methods
+    from spaces import available as spaces
+    p = argparse.ArgumentParser(
+        prog="python benchmark/run.py", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="example: python benchmark/run.py --methods darts,darts-2nd --spaces nb201 "
+               "--seeds 0-1 --profile smoke --data cifar10.npz --benchmarks ~/.torch")
+    p.add_argument("--methods", required=True, help=f"comma list of: {', '.join(methods())}")
+    p.add_argument("--spaces", default="nb201", help=f"comma list of: {', '.join(spaces())} (default nb201)")
+    p.add_argument("--seeds", default="0", help="seeds, e.g. 0-9,12 (default 0)")
+    p.add_argument("--profile", default="paper", choices=PROFILES,
+                   help="paper = the published protocol; smoke = minutes on a CPU (default paper)")
+    p.add_argument("--epochs", type=int, help="override the profile's number of search epochs")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field (e.g. batch_size=32, split=random-half, "
+                        "supernet.C=8, method.num_samples=2); repeatable")
+    p.add_argument("--out", default="results", help="results folder (default results/)")
+    p.add_argument("--data", default=os.environ.get("NAS_DATA"),
+                   help="CIFAR-10: an .npz (x_train, y_train, ...) or a torchvision root (default $NAS_DATA)")
+    p.add_argument("--download", action="store_true", help="let torchvision download CIFAR-10 into --data")
+    p.add_argument("--benchmarks", default=None,
+                   help="folder of benchmark tables and cifar-split.txt "
+                        "(default $NAS_BENCHMARKS, else $TORCH_HOME, else ~/.torch)")
+    p.add_argument("--split-file", help="NB201 cifar-split.txt (default: found in --benchmarks)")
+    p.add_argument("--devices", default=None, help="cpu or cuda:0[,cuda:1...] (default cuda:0 if present, else cpu)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads per run (recorded)")
+    p.add_argument("--retry-failed", action="store_true", help="run again the runs that failed before")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--dry-run", action="store_true", help="print the grid and resolved configs, run nothing")
+    return p
+
+
+def plan(args) -> list:
+    """Validate everything and build the jobs; raises UsageError (exit 2) on bad input."""
+    from benchmark.data import DataError, find_split_file, make_split
+    from benchmark.errors import BenchmarkFileError
+    from benchmark.score import load_scorer
+    from benchmark.worker import Job, cached_data
+    from methods.registry import available as methods
+    from spaces import available as spaces, get_space
+
+    space_names = parse_names(args.spaces, spaces(), "spaces")
+    method_names = parse_names(args.methods, methods(), "methods")
+    seeds = parse_seeds(args.seeds)
+    if args.epochs is not None and args.epochs < 1:
+        raise UsageError("--epochs must be at least 1")
+    configs = {}
+    for spec in make_grid(space_names, method_names, seeds):
+        try:
+            configs[spec] = resolve_config(spec.space, spec.method, spec.seed, args.profile,
+                                           args.epochs, args.sets)
+        except (ValueError, TypeError, KeyError) as e:
+            raise UsageError(f"{spec.label}: {e}") from None
+    devices = (args.devices or ("cuda:0" if _cuda() else "cpu")).split(",")
+    for d in devices:
+        if d != "cpu" and not (d.startswith("cuda") and _cuda()):
+            raise UsageError(f"--devices {d!r}: not available here; valid: cpu" +
+                             (", cuda:N" if _cuda() else " (no CUDA device found)"))
+    if args.data is None:
+        raise UsageError("no CIFAR-10 given: set --data PATH or NAS_DATA (an .npz with x_train/"
+                         "y_train/x_test/y_test, or a torchvision root folder with --download)")
+    bench = args.benchmarks or default_benchmarks()
+    if args.benchmarks and not Path(args.benchmarks).is_dir():
+        raise UsageError(f"--benchmarks {args.benchmarks}: no such folder")
+    if os.environ.get("NAS_BENCHMARKS") and not args.benchmarks and not Path(bench).is_dir():
+        raise UsageError(f"NAS_BENCHMARKS={bench}: no such folder")
+    split_file = args.split_file or find_split_file(bench)
+    if args.split_file and not Path(args.split_file).is_file():
+        raise UsageError(f"--split-file {args.split_file}: no such file")
+    try:
+        data = cached_data(str(args.data), args.download)
+        for kind in sorted({get_space(s).benchmark for s in space_names}):
+            scorer, msg = load_scorer(kind, bench if Path(bench).is_dir() else None)
+            if scorer is None:
+                print(f"note: runs will record genotypes without {kind} accuracies: {msg}\n"
+                      f"      fill them in later with: python -m benchmark.score --results {args.out}",
+                      file=sys.stderr)
+        jobs = []
+        for spec, cfg in configs.items():
+            _, _, source = make_split(cfg.split, len(data.y_train), cfg.seed,
+                                      Path(split_file) if split_file else None)
+            cfg = dataclasses.replace(cfg, data_md5=data.md5, split_source=source)
+            jobs.append(Job(spec, cfg, args.out, str(args.data), bench if Path(bench).is_dir() else None,
+                            str(split_file) if split_file else None, devices[0], args.threads,
+                            not args.no_progress, args.retry_failed, args.download))
+    except (DataError, BenchmarkFileError) as e:
+        raise UsageError(str(e)) from None
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        raise UsageError(f"--out {out}: not writable ({e.strerror}); choose another folder") from None
+    return jobs
+
+
+def _cuda() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from benchmark.worker import execute
+    args = build_parser().parse_args(argv)
+    try:
+        jobs = plan(args)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        import json
+        for j in jobs:
+            print(j.spec.label, json.dumps(j.config.to_json(), sort_keys=True))
+        return 0
+    outcomes = [execute(j) for j in jobs]
+    return summarize(outcomes)
+
+
+def summarize(outcomes) -> int:
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.status] = counts.get(o.status, 0) + 1
+        if not o.ok:
+            print(f"{o.label}: {o.status}: {o.message}", file=sys.stderr)
+    print("summary: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

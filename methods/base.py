@@ -1,0 +1,136 @@
+"""The method interface: the hooks the one search loop calls.
+
+A method owns the architecture parameters and their optimiser; the loop owns the supernet's
+weights, their optimiser and schedule, the data, seeding, checkpoints and records. The
+default hooks are DARTS' first-order behaviour; a method overrides only what it changes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spaces.base import Weights
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class NoOptions:
+    """A method without hyperparameters of its own."""
+
+
+@dataclass
+class StepContext:
+    """What a hook may read of the loop's state at one step."""
+    supernet: nn.Module
+    w_optimizer: torch.optim.SGD
+    epoch: int            # 1-based epoch being trained
+    epochs: int
+    grad_clip: float
+    train_size: int       # images in the weights' half (as used)
+    valid_size: int       # images in the architecture's half (as used)
+
+    @property
+    def w_lr(self) -> float:
+        return self.w_optimizer.param_groups[0]["lr"]
+
+
+def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
+    return (logits.argmax(dim=1) == y).float().mean().item()
+
+
+class SearchMethod:
+    name: ClassVar[str]
+    Options: ClassVar[type] = NoOptions
+    # The step order of the method's source, for the `paper` profile (REFERENCE.md sec. 1).
+    arch_first: ClassVar[bool] = True
+
+    def __init__(self, space, supernet: nn.Module, cfg, generator: torch.Generator,
+                 device: torch.device | str = "cpu"):
+        self.space, self.supernet, self.cfg, self.device = space, supernet, cfg, device
+        self.opts = self.Options(**cfg.method_options)
+        self.alphas = {
+            name: (cfg.arch_init_std * torch.randn(shape, generator=generator)).to(device).requires_grad_()
+            for name, shape in space.arch_shapes().items()}
+        self.arch_optimizer = self.make_arch_optimizer()
+
+    # ----- configuration ------------------------------------------------------------------
+    @classmethod
+    def profile_overrides(cls, space: str, profile: str) -> dict[str, Any]:
+        """SearchConfig fields this method's source sets differently (per space, profile)."""
+        return {"arch_first": cls.arch_first}
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        return [f.name for f in fields(cls.Options)]
+
+    def make_arch_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.arch_parameters(), lr=self.cfg.a_lr,
+                                betas=tuple(self.cfg.a_betas), weight_decay=self.cfg.a_weight_decay)
+
+    # ----- views of the architecture ------------------------------------------------------
+    def arch_parameters(self) -> list[torch.Tensor]:
+        return list(self.alphas.values())
+
+    def mixing_weights(self) -> Weights:
+        """Weights the supernet mixes with, differentiable w.r.t. the architecture."""
+        return self.space.normalize(self.alphas)
+
+    def eval_weights(self) -> Weights:
+        return {k: v.detach() for k, v in self.mixing_weights().items()}
+
+    def loss(self, weights: Weights, batch: Batch, params: dict | None = None):
+        x, y = batch
+        if params is None:
+            logits = self.supernet(x, weights)
+        else:
+            logits = torch.func.functional_call(self.supernet, params, (x, weights))
+        return F.cross_entropy(logits, y), logits
+
+    # ----- hooks the loop calls -----------------------------------------------------------
+    def arch_step(self, train_batch: Batch, valid_batch: Batch, ctx: StepContext) -> dict:
+        """First-order: the gradient of L_val w.r.t. alpha; weights never receive it."""
+        self.arch_optimizer.zero_grad(set_to_none=True)
+        loss, logits = self.loss(self.mixing_weights(), valid_batch)
+        grads = torch.autograd.grad(loss, self.arch_parameters())
+        for p, g in zip(self.arch_parameters(), grads):
+            p.grad = g
+        self.arch_optimizer.step()
+        return {"valid_loss": loss.item(), "valid_acc": accuracy(logits, valid_batch[1])}
+
+    def weight_step_weights(self, batch: Batch, ctx: StepContext) -> Weights:
+        return self.eval_weights()
+
+    def weight_step(self, batch: Batch, ctx: StepContext) -> dict:
+        ctx.w_optimizer.zero_grad(set_to_none=True)
+        loss, logits = self.loss(self.weight_step_weights(batch, ctx), batch)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.supernet.parameters(), ctx.grad_clip)
+        ctx.w_optimizer.step()
+        return {"train_loss": loss.item(), "train_acc": accuracy(logits, batch[1])}
+
+    def derive(self) -> str:
+        return self.space.derive({k: v.detach().cpu() for k, v in self.alphas.items()})
+
+    def arch_record(self) -> dict:
+        """JSON-able architecture state for the epoch record."""
+        return {"alpha": {k: v.detach().cpu().tolist() for k, v in self.alphas.items()},
+                "weights": {k: v.cpu().tolist() for k, v in self.eval_weights().items()}}
+
+    def epoch_end(self, epoch: int, ctx: StepContext) -> dict:
+        """Per-epoch diagnostics (JSON-able)."""
+        return {}
+
+    def state_dict(self) -> dict:
+        return {"alphas": {k: v.detach().cpu() for k, v in self.alphas.items()},
+                "arch_optimizer": self.arch_optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        with torch.no_grad():
+            for k, v in state["alphas"].items():
+                self.alphas[k].copy_(v)
+        self.arch_optimizer.load_state_dict(state["arch_optimizer"])

@@ -1,0 +1,59 @@
+"""The search-space protocol every space implements.
+
+A space knows its cell encoding, its supernet, how to turn per-choice scores into a
+genotype string, and its standalone network. It knows nothing of methods: the supernet
+takes already-normalised mixing weights as an argument, so a method may pass softmax(alpha),
+a perturbed simplex point (SDARTS), a sample (BaLeNAS) or switch products (BayesNAS).
+"""
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+Weights = dict[str, torch.Tensor]
+
+
+@runtime_checkable
+class SearchSpace(Protocol):
+    name: str
+    benchmark: str  # which benchmark table scores its genotypes: 'nb201' | 'nb101'
+
+    def arch_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Named architecture tensors; the last dim of each is one categorical choice."""
+
+    def normalize(self, alphas: Weights) -> Weights:
+        """The DARTS view of the architecture: softmax over the last dim of each tensor."""
+
+    def supernet(self, **kwargs) -> nn.Module:
+        """One-shot model; ``forward(x, weights: Weights) -> logits``."""
+
+    def derive(self, scores: Weights) -> str:
+        """Genotype string from per-choice scores (alpha, mu, gammas...)."""
+
+    def genotype_info(self, genotype: str) -> dict:
+        """JSON-able facts about a genotype for the records (e.g. an NB101 spec and hash)."""
+
+    def network(self, genotype: str, num_classes: int = 10) -> nn.Module:
+        """The standalone network of a genotype, as its benchmark trained it."""
+
+    def sample_weights(self, generator: torch.Generator) -> Weights:
+        """One-hot weights of a uniformly sampled architecture (random search)."""
+
+    def param_free_ops(self, genotype: str) -> int:
+        """Number of parameter-free operations in the cell (a collapse diagnostic)."""
+
+
+def softmax_last(alphas: Weights) -> Weights:
+    return {k: torch.softmax(v, dim=-1) for k, v in alphas.items()}
+
+
+def one_hot_rows(shapes: dict[str, tuple[int, ...]], generator: torch.Generator) -> Weights:
+    """A uniformly drawn one-hot choice in every row of every architecture tensor."""
+    out = {}
+    for name, shape in shapes.items():
+        rows = int(torch.tensor(shape[:-1]).prod()) if len(shape) > 1 else 1
+        idx = torch.randint(shape[-1], (rows,), generator=generator)
+        out[name] = torch.nn.functional.one_hot(idx, shape[-1]).float().reshape(shape)
+    return out
