@@ -5,9 +5,13 @@ from pathlib import Path
 
 
 class BenchmarkFileError(ValueError):
-    """A benchmark file exists but cannot be used (unreadable, truncated, wrong format)."""
+    """A benchmark or split file exists but is unreadable, truncated or of the wrong format.
 
-    def __init__(self, path: str | Path, problem: str) -> None:
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
+    `BenchmarkFileError(path, problem)` names the file; `BenchmarkFileError(message)` is a
+    complete message.
+    """
+
+    def __init__(self, path: str | Path, problem: str | None = None) -> None:
+        self.path = str(path) if problem is not None else None
+        self.problem = problem if problem is not None else str(path)
+        super().__init__(f"{self.path}: {problem}" if problem is not None else str(path))
