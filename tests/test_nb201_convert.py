@@ -189,3 +189,27 @@ def test_csv_source_through_cli(tmp_path):
     assert table.query(0, "cifar10_test", "200") == 94.25
     assert table.query(0, "cifar10_test", "12") is None
     assert math.isnan(table.column("cifar100_valid", "200")[1])
+
+
+def test_nats_tss_archive_dir(tmp_path):
+    """NATS-Bench tss 'simple' archive layout: meta.pickle.pbz2 + one {:06d}.pickle.pbz2 per cell
+    holding {hp: ArchResults state}; read through nats_bench.create(..., fast_mode=True)."""
+    nats_utils = pytest.importorskip("nats_bench.api_utils")
+    archive = tmp_path / "NATS-tss-v1_0-tiny-simple"
+    archive.mkdir()
+    official = build_official_dict()
+    nats_utils.pickle_save({"meta_archs": list(ARCHS)}, str(archive / "meta.pickle"))
+    for idx, per_hp in official["arch2infos"].items():
+        nats_utils.pickle_save({"12": per_hp["less"], "200": per_hp["full"]},
+                               str(archive / f"{idx:06d}.pickle"))
+    out = tmp_path / "out"
+    assert prepare.main(["nb201", "--source", str(archive), "--out", str(out),
+                         "--allow-partial", "--no-progress"]) == 0
+    table = NB201Table.load(out / "nb201.parquet")
+    assert list(table.indexes) == EVALUATED
+    assert table.metadata["source_kind"] == "nats_dir"
+    for idx in EVALUATED:
+        for col, (dataset, evalset) in COLUMN_SOURCES.items():
+            assert table.query(idx, col, "200") == pytest.approx(
+                mean_acc(idx, dataset, evalset, "200"), abs=1e-9)
+    assert table.query(2, "cifar100_test", "12") is None

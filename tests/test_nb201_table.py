@@ -146,3 +146,33 @@ def test_wrong_columns_raise(tmp_path):
 
 def test_metrics_cover_columns():
     assert len(ACC_COLUMNS) == 2 * len(METRICS) == 12
+
+
+def test_nulls_in_parquet_read_as_missing(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    arch = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
+    cols = {"index": [7], "arch": [arch], **{c: pa.array([None], pa.float64()) for c in ACC_COLUMNS}}
+    cols["cifar10_test@200"] = [10.0]
+    table = pa.table(cols).replace_schema_metadata({"partial": "true"})
+    pq.write_table(table, tmp_path / "nb201.parquet")
+    t = NB201Table.load(tmp_path / "nb201.parquet")
+    assert t.query(arch, "cifar10_test", "200") == 10.0
+    assert t.query(7, "cifar10_test", "12") is None
+    assert t.index_of(arch) == 7
+
+
+@needs_csv
+def test_load_does_not_import_pandas(table, tmp_path):
+    # pandas costs ~0.5 s to import, more than the whole load budget (0.2 s)
+    import subprocess
+    import sys
+
+    path = table.save(tmp_path / "nb201.parquet")
+    code = ("import sys; from benchmark.nb201_table import NB201Table; "
+            f"t = NB201Table.load({str(path)!r}); t.query(6111, 'cifar10_test', '200'); "
+            "print('pandas' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
