@@ -86,16 +86,16 @@ def execute(job: Job) -> Outcome:
     if lock is None:
         return Outcome(spec.label, "busy", "another worker holds this run")
     try:
+        identity = cfg.to_json()
+        try:  # before anything else: a finished run of another identity is no answer either
+            rd.check_identity(identity)
+        except IdentityMismatch as e:
+            return Outcome(spec.label, "refused", str(e))
         status = rd.status()
         if status == "done":
             return Outcome(spec.label, "done")
         if status == "failed" and not job.retry_failed:
             return Outcome(spec.label, "failed-earlier", f"see {rd.failed}; rerun with --retry-failed")
-        identity = cfg.to_json()
-        try:
-            rd.check_identity(identity)
-        except IdentityMismatch as e:
-            return Outcome(spec.label, "refused", str(e))
         rd.write_identity(identity)
         if job.threads:
             torch.set_num_threads(job.threads)

@@ -1,0 +1,34 @@
+"""Locations of the shared data for tests: NAS_DATA / NAS_BENCHMARKS, else ../shared beside the repo."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def cifar_path() -> Path:
+    return Path(os.environ.get("NAS_DATA") or SHARED_DATA / "cifar10" / "cifar10.npz")
+
+
+def benchmarks_path() -> Path:
+    return Path(os.environ.get("NAS_BENCHMARKS") or SHARED_DATA)
+
+
+@pytest.fixture(scope="session")
+def cifar() -> Path:
+    p = cifar_path()
+    if not p.exists():
+        pytest.skip(f"CIFAR-10 not found at {p}: set NAS_DATA to the shared cifar10.npz")
+    return p
+
+
+@pytest.fixture(scope="session")
+def benchmarks() -> Path:
+    p = benchmarks_path()
+    if not (p / "nasbench201" / "cifar-split.txt").exists() and not (p / "cifar-split.txt").exists():
+        pytest.skip(f"NB201 split/tables not found under {p}: set NAS_BENCHMARKS to the shared data folder")
+    return p
