@@ -1,0 +1,2 @@
+class BenchmarkFileError(ValueError):
+    """A benchmark or split file exists but is unreadable, truncated or of the wrong format."""
