@@ -67,7 +67,8 @@ def write_table(path: str | os.PathLike, hashes: np.ndarray, valid: np.ndarray, 
     table = pa.table(cols).replace_schema_metadata(
         {b'nas_suite': json.dumps(dict(meta, format=FORMAT, version=VERSION)).encode()})
     tmp = Path(str(path) + '.tmp')
-    pq.write_table(table, tmp, compression='zstd')
+    # snappy: loads ~2x faster than zstd here; accuracies barely compress either way.
+    pq.write_table(table, tmp, compression='snappy')
     os.replace(tmp, path)   # never leave a half-written table under the final name
 
 
@@ -86,7 +87,7 @@ class NB101Table:
     def load(cls, path: str | os.PathLike) -> 'NB101Table':
         path = str(path)
         try:
-            table = pq.read_table(path)
+            table = pq.read_table(path, memory_map=True)
         except (OSError, pa.ArrowException) as e:
             raise BenchmarkFileError(f'{path}: not a readable Parquet file ({e}). '
                                      f'Delete it and recreate it.\n{NB101_HELP}') from e
