@@ -93,3 +93,16 @@ def test_valid_crc_but_garbage_payload(tmp_path):
     tfr.write_frames(str(path), [good, b'not json'])
     with pytest.raises(tfr.CorruptRecordError, match=f'offset {16 + len(good)}: undecodable'):
         list(tfr.iter_nb101(str(path)))
+
+
+def test_lazy_iteration(tmp_path):
+    # The first records are yielded before a corrupt tail is ever read.
+    path = tmp_path / 'x.tfrecord'
+    write_synthetic(str(path), 2, seed=0)
+    buf = bytearray(path.read_bytes())
+    buf[-1] ^= 0xFF
+    path.write_bytes(bytes(buf))
+    it = tfr.iter_nb101(str(path))
+    assert next(it).epochs == 108
+    with pytest.raises(tfr.CorruptRecordError):
+        list(it)

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from spaces import nb101
-from spaces.nb1shot1 import SPACES, OneShot1Space, count_architectures
+from spaces.nb1shot1 import SPACES, count_architectures
 from spaces.nb1shot1_model import PRIMITIVES
 
 ALL = list(SPACES.values())
