@@ -28,6 +28,11 @@ def test_network_forward_shape():
     assert net(torch.randn(2, 3, 32, 32)).shape == (2, 7)
 
 
+def test_inception_known_hash():
+    # NB101 hash of the README's Inception-like cell as used in public NB101-based code.
+    assert nb101.module_hash(INCEPTION_M, INCEPTION_OPS) == '28cfc7874f6d200472e1a9dcd8650aa0'
+
+
 def test_hash_isomorphic_equal_and_numpy_ints():
     h = nb101.module_hash(INCEPTION_M, INCEPTION_OPS)
     # Topological orders of the same DAG: swap the independent vertices 1, 2 and 5.
