@@ -12,12 +12,16 @@ from spaces.nb101 import CONV1X1, CONV3X3, MAXPOOL3X3
 
 # Mixed-op order of the reference code (differs from NB101's hash-label order).
 PRIMITIVES = [MAXPOOL3X3, CONV3X3, CONV1X1]
+# The reference passes TF's BN decay 0.997 to torch's BatchNorm2d, where momentum is the
+# weight of the NEW batch: running statistics ~ the last batch. Kept for fidelity (it only
+# matters for eval-mode forwards); set to 0.003 for TF-equivalent averaging.
+BN_MOMENTUM, BN_EPS = 0.997, 1e-5
 
 
 class ConvBnRelu(nn.Sequential):
     def __init__(self, c_in: int, c_out: int, k: int):
         super().__init__(nn.Conv2d(c_in, c_out, k, padding=k // 2, bias=False),
-                         nn.BatchNorm2d(c_out), nn.ReLU())
+                         nn.BatchNorm2d(c_out, eps=BN_EPS, momentum=BN_MOMENTUM), nn.ReLU())
 
 
 class ReLUConvBN(nn.Sequential):
