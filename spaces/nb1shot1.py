@@ -1,0 +1,238 @@
+"""NAS-Bench-1Shot1 search spaces 1-3 (Zela et al., ICLR 2020) over NAS-Bench-101.
+
+Nodes: 0 = cell input, 1..steps = choice blocks, steps+1 = output. Node i picks k_i parents
+among 0..i-1 (the output among 0..steps). Architecture tensors (names for arch_shapes):
+  'ops'      (steps, 3)  op weights per choice block, order PRIMITIVES
+  'output'   (steps+1,)  weights of the output's candidate parents (index 0 = input)
+  'input<i>' (i,)        weights of node i's candidate parents, only if node i has a choice
+Genotype string: one '|'-separated item per choice block then the output, each
+'<op><<parents>' with parents as increasing comma-separated node ids, e.g. (space 1)
+  'conv3x3-bn-relu<0|maxpool3x3<0,1|conv1x1-bn-relu<1,2|conv3x3-bn-relu<0,3|output<2,4'
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import sys
+import time
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from spaces import nb101
+from spaces.nb101 import CONV1X1, MAXPOOL3X3
+from spaces.nb1shot1_model import PRIMITIVES, SuperNet
+
+# Parents per node (1..steps, then output) and the published best errors (REFERENCE.md §2).
+_DEFS = {
+    1: dict(parents=[1, 2, 2, 2, 2], test_min_error=0.05448716878890991,
+            valid_min_error=0.049278855323791504),
+    2: dict(parents=[1, 1, 2, 2, 3], test_min_error=0.057592153549194336,
+            valid_min_error=0.051582515239715576),
+    3: dict(parents=[1, 1, 1, 2, 2, 2], test_min_error=0.05338543653488159,
+            valid_min_error=0.04847759008407593),
+}
+
+Parents = tuple[tuple[int, ...], ...]   # per node 1..steps+1, sorted parent ids
+
+
+class OneShot1Space:
+    benchmark: str = 'nb101'
+
+    def __init__(self, index: int):
+        d = _DEFS[index]
+        self.index = index
+        self.name = f'nb1shot1-s{index}'
+        self.num_parents: list[int] = d['parents']
+        self.steps = len(self.num_parents) - 1
+        self.test_min_error: float = d['test_min_error']
+        self.valid_min_error: float = d['valid_min_error']
+        # Node i has i candidate parents; weights only where picking k_i of them is a choice.
+        self.input_nodes = [i for i in range(1, self.steps + 1) if self.num_parents[i - 1] < i]
+
+    def __repr__(self) -> str:
+        return f'OneShot1Space({self.index})'
+
+    # ------------------------------------------------------------ architecture tensors
+    def arch_shapes(self) -> dict[str, tuple[int, ...]]:
+        shapes = {'ops': (self.steps, len(PRIMITIVES)), 'output': (self.steps + 1,)}
+        shapes.update({f'input{i}': (i,) for i in self.input_nodes})
+        return shapes
+
+    def normalize(self, alphas: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Softmax over the last dim of every tensor: the reference applies F.softmax to the
+        op, output and input weights alike (its `normalize=False` default path)."""
+        return {k: F.softmax(v, dim=-1) for k, v in alphas.items()}
+
+    def supernet(self, C: int = 16, layers: int = 9, num_classes: int = 10) -> nn.Module:
+        return SuperNet(self.steps, self.input_nodes, C, layers, num_classes)
+
+    def sample_weights(self, generator: torch.Generator) -> dict[str, Tensor]:
+        """Uniform configuration: one-hot op per block, k-hot (value 1 per chosen parent)
+        input/output weights, as the reference's discrete random-WS pass-through."""
+        ops = torch.zeros(self.steps, len(PRIMITIVES))
+        ops[torch.arange(self.steps), torch.randint(len(PRIMITIVES), (self.steps,), generator=generator)] = 1
+        out = {'ops': ops}
+        for name, shape in self.arch_shapes().items():
+            if name != 'ops':
+                k = self.num_parents[-1 if name == 'output' else int(name[5:]) - 1]
+                w = torch.zeros(shape)
+                w[torch.randperm(shape[0], generator=generator)[:k]] = 1
+                out[name] = w
+        return out
+
+    # ------------------------------------------------------------ genotypes
+    def derive(self, scores: dict[str, Tensor]) -> str:
+        """Argmax op per block; top-k parents per node (ties -> lower index); forced nodes
+        take all their candidates."""
+        ops_idx = scores['ops'].detach().float().cpu().argmax(-1).tolist()
+        parents = []
+        for node in range(1, self.steps + 2):
+            key = 'output' if node == self.steps + 1 else f'input{node}'
+            k = self.num_parents[node - 1]
+            if key in scores:
+                s = scores[key].detach().float().cpu().reshape(-1).numpy()
+                parents.append(tuple(sorted(np.argsort(-s, kind='stable')[:k].tolist())))
+            else:
+                parents.append(tuple(range(node)))
+        return self.encode([PRIMITIVES[i] for i in ops_idx], tuple(parents))
+
+    def encode(self, ops: list[str], parents: Parents) -> str:
+        items = [f"{op}<{','.join(map(str, p))}" for op, p in zip(ops, parents)]
+        return '|'.join(items + [f"output<{','.join(map(str, parents[-1]))}"])
+
+    def parse(self, genotype: str) -> tuple[list[str], Parents]:
+        items = genotype.split('|')
+        if len(items) != self.steps + 1:
+            raise ValueError(f'{self.name}: genotype needs {self.steps + 1} items, got {genotype!r}')
+        ops, parents = [], []
+        for node, item in enumerate(items, 1):
+            op, sep, ps = item.partition('<')
+            want = 'output' if node == self.steps + 1 else None
+            if not sep or (want and op != want) or (not want and op not in PRIMITIVES):
+                raise ValueError(f'{self.name}: bad genotype item {item!r} for node {node}')
+            try:
+                p = tuple(int(x) for x in ps.split(','))
+            except ValueError:
+                raise ValueError(f'{self.name}: bad parents in {item!r}') from None
+            if (len(p) != self.num_parents[node - 1] or list(p) != sorted(set(p))
+                    or p[0] < 0 or p[-1] >= node):
+                raise ValueError(f'{self.name}: node {node} needs {self.num_parents[node - 1]} '
+                                 f'distinct increasing parents in 0..{node - 1}, got {item!r}')
+            if want is None:
+                ops.append(op)
+            parents.append(p)
+        return ops, tuple(parents)
+
+    def nb101_spec(self, ops: list[str], parents: Parents) -> tuple[np.ndarray, list[str]]:
+        """7-vertex NB101 spec; spaces with 4 blocks get an unconnected conv1x1 vertex before
+        the output (the reference's upscale_to_nasbench_format), which pruning removes."""
+        n = self.steps + 2
+        m = np.zeros((n, n), dtype=np.int64)
+        for node, ps in enumerate(parents, 1):
+            m[list(ps), node] = 1
+        full_ops = ['input', *ops, 'output']
+        if n < nb101.MAX_VERTICES:
+            m = np.insert(np.insert(m, n - 1, 0, axis=1), n - 1, 0, axis=0)
+            full_ops.insert(n - 1, CONV1X1)
+        return m, full_ops
+
+    def genotype_info(self, genotype: str) -> dict:
+        ops, parents = self.parse(genotype)
+        m, full_ops = self.nb101_spec(ops, parents)
+        pm, pops = nb101.prune(m, full_ops)
+        return {'space': self.name, 'genotype': genotype, 'matrix': m.tolist(), 'ops': full_ops,
+                'pruned_matrix': pm.tolist(), 'pruned_ops': pops,
+                'module_hash': nb101.module_hash(m, full_ops),
+                'loose_ends': len(full_ops) - len(pops) - (nb101.MAX_VERTICES - self.steps - 2),
+                'param_free_ops': pops.count(MAXPOOL3X3)}
+
+    def network(self, genotype: str, num_classes: int = 10) -> nn.Module:
+        ops, parents = self.parse(genotype)
+        return nb101.network(*self.nb101_spec(ops, parents), num_classes=num_classes)
+
+    def param_free_ops(self, genotype: str) -> int:
+        """maxpool3x3 ops in the derived cell after pruning (loose ends do not count)."""
+        return self.genotype_info(genotype)['param_free_ops']
+
+    # ------------------------------------------------------------ enumeration
+    def iter_parents(self) -> Iterator[Parents]:
+        choices = [itertools.combinations(range(node), k)
+                   for node, k in enumerate(self.num_parents, 1)]
+        return itertools.product(*choices)
+
+    def reaches_output(self, parents: Parents) -> list[bool]:
+        """Per node 0..steps+1: on a path to the output."""
+        reach = [False] * (self.steps + 2)
+        reach[-1] = True
+        for node in range(self.steps + 1, 0, -1):
+            if reach[node]:
+                for p in parents[node - 1]:
+                    reach[p] = True
+        return reach
+
+
+def count_architectures(space: OneShot1Space, hashes: bool = True) -> dict:
+    """Sizes of a space under the three definitions of NB1SHOT1.md."""
+    n_ops = len(PRIMITIVES)
+    graphs = loose_free = 0
+    structures: set[tuple] = set()   # pruned wiring (edges among kept vertices, kept blocks)
+    for parents in space.iter_parents():
+        graphs += 1
+        reach = space.reaches_output(parents)
+        if all(reach):
+            loose_free += 1
+        if hashes:
+            kept = tuple(b for b in range(1, space.steps + 1) if reach[b])
+            edges = tuple((p, node) for node, ps in enumerate(parents, 1) if reach[node]
+                          for p in ps)
+            structures.add((kept, edges))
+    res = {'space': space.name, 'graphs': graphs,
+           'configurations': graphs * n_ops ** space.steps,
+           'graphs_no_loose_ends': loose_free,
+           'architectures_no_loose_ends': loose_free * n_ops ** space.steps}
+    if hashes:
+        # Ops of pruned blocks cannot change the hash: hash each kept-op assignment once.
+        seen = set()
+        for kept, edges in structures:
+            full = list(range(space.steps + 2))
+            m = np.zeros((len(full), len(full)), dtype=np.int64)
+            for p, node in edges:
+                m[p, node] = 1
+            for ops in itertools.product(PRIMITIVES, repeat=len(kept)):
+                o = ['input'] + [CONV1X1] * space.steps + ['output']
+                for b, op in zip(kept, ops):
+                    o[b] = op
+                seen.add(nb101.module_hash(m, o))
+        res['distinct_hashes'] = len(seen)
+    return res
+
+
+SPACES = {f'nb1shot1-s{i}': OneShot1Space(i) for i in (1, 2, 3)}
+
+
+def _main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description='NAS-Bench-1Shot1 spaces')
+    ap.add_argument('--count', action='store_true', help='print the size of every space')
+    ap.add_argument('--no-hashes', action='store_true', help='skip distinct-hash counting (slow)')
+    args = ap.parse_args(argv)
+    if not args.count:
+        ap.print_help()
+        return 0
+    cols = ['configurations', 'graphs', 'graphs_no_loose_ends', 'architectures_no_loose_ends']
+    cols += [] if args.no_hashes else ['distinct_hashes']
+    print('| space | ' + ' | '.join(cols) + ' | seconds |')
+    print('|---' * (len(cols) + 2) + '|')
+    for space in SPACES.values():
+        t = time.perf_counter()
+        r = count_architectures(space, hashes=not args.no_hashes)
+        print(f'| {space.name} | ' + ' | '.join(f'{r[c]:,}' for c in cols)
+              + f' | {time.perf_counter() - t:.1f} |', flush=True)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(_main())
