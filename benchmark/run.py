@@ -111,6 +111,12 @@ def plan(args) -> list:
                             not args.no_progress, args.retry_failed, args.download))
     except (DataError, BenchmarkFileError) as e:
         raise UsageError(str(e)) from None
+    from benchmark.rundir import IdentityMismatch, RunDir
+    for j in jobs:  # refuse before anything runs rather than mix results
+        try:
+            RunDir(args.out, j.spec.space, j.spec.method, j.spec.seed).check_identity(j.config.to_json())
+        except IdentityMismatch as e:
+            raise UsageError(str(e)) from None
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)

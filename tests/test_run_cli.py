@@ -51,7 +51,7 @@ def test_grid_records_skip_and_identity(tmp_path, cifar, benchmarks):
     # another identity in the same folder is refused, and nothing is touched
     r = run(["--methods", "darts", "--seeds", "0", "--epochs", "3", "--out", str(out), *TINY],
             cifar, benchmarks)
-    assert r.returncode == 1 and "different identity" in r.stderr and "epochs" in r.stderr
+    assert r.returncode == 2 and "different identity" in r.stderr and "epochs" in r.stderr
     assert (f.read_bytes(), f.stat().st_mtime_ns) == before
 
 
