@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from benchmark.paths import default_benchmarks_dir  # noqa: F401 (re-exported)
 from benchmark.errors import BenchmarkFileError
 
 TABLE_NAME = 'nb101.parquet'
@@ -36,13 +37,6 @@ NB101_HELP = (
 _COLUMNS = (['hash', 'repeats'] + [f'valid_{i}' for i in range(MAX_REPEATS)]
             + [f'test_{i}' for i in range(MAX_REPEATS)] + ['valid_mean', 'test_mean', 'params']
             + [f'time_{i}' for i in range(MAX_REPEATS)] + ['time_mean'])
-
-
-def default_benchmarks_dir() -> Path:
-    for var in ('NAS_BENCHMARKS', 'TORCH_HOME'):
-        if os.environ.get(var):
-            return Path(os.environ[var]).expanduser()
-    return Path('~/.torch').expanduser()
 
 
 def write_table(path: str | os.PathLike, hashes: np.ndarray, valid: np.ndarray, test: np.ndarray,

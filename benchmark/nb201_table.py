@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from benchmark.paths import default_benchmarks_dir  # noqa: F401 (re-exported)
 from benchmark.errors import BenchmarkFileError
 
 METRICS: tuple[str, ...] = (
@@ -75,14 +76,6 @@ class UnknownArchError(KeyError):
 def is_arch_string(arch: str) -> bool:
     """True for a well-formed NAS-Bench-201 arch string."""
     return bool(_ARCH_RE.match(arch))
-
-
-def default_benchmarks_dir() -> Path:
-    """$NAS_BENCHMARKS, else $TORCH_HOME, else ~/.torch."""
-    for var in ("NAS_BENCHMARKS", "TORCH_HOME"):
-        if os.environ.get(var):
-            return Path(os.environ[var]).expanduser()
-    return Path.home() / ".torch"
 
 
 class NB201Table:

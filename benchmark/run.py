@@ -17,10 +17,7 @@ if not __package__:  # run as a script: make the repo importable
 
 from benchmark.config import PROFILES, resolve_config  # noqa: E402
 from benchmark.grid import UsageError, make_grid, parse_names, parse_seeds  # noqa: E402
-
-
-def default_benchmarks() -> str | None:
-    return os.environ.get("NAS_BENCHMARKS") or os.environ.get("TORCH_HOME") or str(Path.home() / ".torch")
+from benchmark.paths import default_benchmarks_dir  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,7 +82,7 @@ def plan(args) -> list:
     if args.data is None:
         raise UsageError("no CIFAR-10 given: set --data PATH or NAS_DATA (an .npz with x_train/"
                          "y_train/x_test/y_test, or a torchvision root folder with --download)")
-    bench = args.benchmarks or default_benchmarks()
+    bench = args.benchmarks or str(default_benchmarks_dir())
     if args.benchmarks and not Path(args.benchmarks).is_dir():
         raise UsageError(f"--benchmarks {args.benchmarks}: no such folder")
     if os.environ.get("NAS_BENCHMARKS") and not args.benchmarks and not Path(bench).is_dir():
