@@ -8,6 +8,7 @@ collapse to the same cell in every seed, or fewer than 2 seeds).
 """
 from __future__ import annotations
 
+import warnings
 from itertools import combinations
 
 import numpy as np
@@ -50,7 +51,9 @@ def compare(a_name: str, a, b_name: str, b, seed: int = 0) -> dict:
         notes.append("Welch t undefined: both methods have zero spread (identical values in every "
                      "seed)" + ("; the difference is exact" if a[0] != b[0] else "; no difference"))
     else:
-        t = sps.ttest_ind(a, b, equal_var=False)
+        with warnings.catch_warnings():  # scipy warns on a zero-spread sample; the test is defined
+            warnings.simplefilter("ignore", RuntimeWarning)
+            t = sps.ttest_ind(a, b, equal_var=False)
         row.update(welch_t=float(t.statistic), welch_p=float(t.pvalue))
     if np.ptp(np.concatenate([a, b])) == 0:
         notes.append("Mann-Whitney U undefined: all values are identical")
