@@ -128,8 +128,8 @@ def hessian(epochs: pd.DataFrame, out: Path) -> list[Path]:
 
 
 def arch_matrix(arch: dict) -> tuple[np.ndarray, list[str]] | None:
-    """Rows = choices (edge/op pairs), from `weights` (softmax), else `mu` (BaLeNAS), else `alpha`."""
-    for key in ("weights", "mu", "alpha"):
+    """Rows = choices (edge/op pairs), from `mu` (BaLeNAS), else `weights` (softmax), else `alpha`."""
+    for key in ("mu", "weights", "alpha"):
         val = arch.get(key)
         if isinstance(val, dict) and val:
             rows, labels = [], []

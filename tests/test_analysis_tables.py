@@ -59,7 +59,8 @@ def results(tmp_path: Path) -> Path:
     for seed in range(2):                            # the collapse: zero spread
         write_run(r, "nb201", "newmethod", seed, nb201(54.30), diagnostics={
             "hessian_max_eig": 0.5 + seed, "selected_genotype": "|x~0|",
-            "selected_benchmark": {"cifar10_test": 93.0}})
+            "selected_benchmark": {"cifar10_test": 93.0}},
+            arch={"mu": {"alpha": [[0.1, 0.2, 0.3]]}, "sigma": {"alpha": [[1.0, 1.0, 1.0]]}})
     write_run(r, "nb201", "darts", 3, nb201(10.0), status="partial")
     write_run(r, "nb201", "darts", 4, nb201(10.0), status="failed")
     for seed, reg in enumerate([0.01, 0.03]):        # 1Shot1-style records (NB101 figures)
@@ -147,7 +148,8 @@ def test_report_files_title_and_new_names(results, tmp_path):
               "tables/nb1shot1-s9_final.md", "tables/search_cost.tex", "data/epochs.parquet",
               "data/epochs.csv", "figures/nb201_trajectory_test.png",
               "figures/nb1shot1_regret.pdf", "figures/collapse_param_free_ops.png",
-              "figures/hessian_max_eig.png", "figures/arch_nb201_darts_seed0.png"]:
+              "figures/hessian_max_eig.png", "figures/arch_nb201_darts_seed0.png",
+              "figures/arch_nb201_newmethod_seed0.png"]:
         assert (out / f).is_file(), f
     assert r"\toprule" in (out / "tables/nb201_final.tex").read_text()
     back = pd.read_parquet(out / "data/epochs.parquet")
