@@ -49,6 +49,9 @@ def main(argv: list[str]) -> int:
             print(f"run_all: SKIPPING space {name}: {why}", file=sys.stderr)
         print(",".join(ok))
         return 0
+    if argv[:1] in (["-h"], ["--help"]):
+        print(__doc__)
+        return 0
     print(__doc__, file=sys.stderr)
     return 2
 
