@@ -37,6 +37,7 @@ class SearchConfig:
     arch_first: bool = False           # architecture step before the weight step
     arch_init_std: float = 1e-3
     score_hp: str = "200"              # NB201 training schedule the records are scored at
+    hessian_every: int = 0             # record the arch-Hessian's dominant eigenvalue every k epochs (0 = off)
     method_options: dict = field(default_factory=dict)
     data_md5: str = ""                 # filled in when the data is loaded
     split_source: str = ""
@@ -55,7 +56,7 @@ class SearchConfig:
 
 # NB201: AutoDL-Projects' protocol for the published DARTS numbers (REFERENCE.md section 1).
 _NB201 = {
-    "paper": dict(epochs=50, batch_size=64, split="official",
+    "paper": dict(epochs=50, batch_size=64, split="official", hessian_every=5,
                   supernet=dict(C=16, N=5, affine=False, track_running_stats=False)),
     "smoke": dict(epochs=2, batch_size=32, split="official", train_subset=256,
                   supernet=dict(C=4, N=1, affine=False, track_running_stats=False)),
@@ -63,7 +64,8 @@ _NB201 = {
 # NAS-Bench-1Shot1 (Zela et al. 2020; REFERENCE.md section 2).
 _NB1SHOT1_COMMON = dict(split="contiguous", w_weight_decay=3e-4, w_nesterov=False, arch_first=True)
 _NB1SHOT1 = {
-    "paper": dict(epochs=50, batch_size=96, supernet=dict(C=16, layers=9), **_NB1SHOT1_COMMON),
+    "paper": dict(epochs=50, batch_size=96, supernet=dict(C=16, layers=9), hessian_every=5,
+                  **_NB1SHOT1_COMMON),
     "smoke": dict(epochs=2, batch_size=32, train_subset=256, supernet=dict(C=4, layers=3),
                   **_NB1SHOT1_COMMON),
 }

@@ -119,6 +119,10 @@ def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.nd
             bar.update(1)
         lr_used = w_opt.param_groups[0]["lr"]
         diagnostics = method.epoch_end(epoch, ctx)
+        if cfg.hessian_every and rows and epoch % cfg.hessian_every == 0:  # stability diagnostic
+            from benchmark.hessian import hessian_max_eig
+            diagnostics = {**diagnostics, "hessian_max_eig":
+                           hessian_max_eig(method, valid_batch, seed=cfg.seed * 1000 + epoch)}
         sched.step()
         dt = time.perf_counter() - t0
         wall += dt

@@ -1,0 +1,175 @@
+"""Paper tables from the collected records: NB201 accuracies, 1Shot1 regret, search cost.
+
+Each table exists twice: numeric (CSV, one value per cell) and display (Markdown and LaTeX
+booktabs, "mean ± std"). Std is the sample std over seeds (ddof=1). A figure that the
+records lack (the benchmark table has none, or the run was not scored) shows as n/a: no
+lower-fidelity number is ever substituted.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+PUBLISHED = Path(__file__).with_name("published.csv")
+NB201_DATASETS = (("cifar10", "CIFAR-10"), ("cifar100", "CIFAR-100"), ("imagenet16", "ImageNet16-120"))
+NB201_METRICS = tuple(f"{d}_{s}" for d, _ in NB201_DATASETS for s in ("valid", "test"))
+REGRET_METRICS = ("test_regret", "test_error", "valid_regret", "valid_error")
+NA = "n/a"
+
+
+def load_published(path: str | Path = PUBLISHED) -> pd.DataFrame:
+    pub = pd.read_csv(path, dtype={"space": str, "method": str, "metric": str})
+    missing = pub[pub["source"].isna() | (pub["source"].astype(str).str.strip() == "")]
+    if len(missing):
+        raise ValueError(f"{path}: every published number needs a source; missing in rows "
+                         f"{list(missing.index)}")
+    return pub
+
+
+def space_kind(final: pd.DataFrame, space: str) -> str:
+    """'regret' (NB101-scored), 'accuracy' (NB201-scored) or 'unscored', from the records."""
+    sub = final[final.space == space]
+    def has(keys): return any(f"bench.{k}" in sub and sub[f"bench.{k}"].notna().any() for k in keys)
+    if has(REGRET_METRICS):
+        return "regret"
+    if has(NB201_METRICS):
+        return "accuracy"
+    return "unscored"
+
+
+def _stats(values: pd.Series) -> dict:
+    v = pd.to_numeric(values, errors="coerce").dropna()
+    return {"mean": float(v.mean()) if len(v) else np.nan,
+            "std": float(v.std(ddof=1)) if len(v) > 1 else np.nan, "n": int(len(v))}
+
+
+def numeric_table(final: pd.DataFrame, published: pd.DataFrame, space: str,
+                  metrics: tuple[str, ...]) -> pd.DataFrame:
+    """One row per method: n_seeds, and per metric mean/std/n, published mean/std, diff."""
+    sub = final[final.space == space]
+    pub = published[published.space == space]
+    rows = []
+    for method in sorted(sub.method.unique()):
+        runs = sub[sub.method == method]
+        row = {"space": space, "method": method, "n_seeds": int(runs.seed.nunique())}
+        for m in metrics:
+            col = f"bench.{m}"
+            s = _stats(runs[col]) if col in runs else {"mean": np.nan, "std": np.nan, "n": 0}
+            row.update({f"{m}.mean": s["mean"], f"{m}.std": s["std"], f"{m}.n": s["n"]})
+            p = pub[(pub.method == method) & (pub.metric == m)]
+            pm = float(p["mean"].iloc[0]) if len(p) else np.nan
+            row.update({f"{m}.published": pm,
+                        f"{m}.published_std": float(p["std"].iloc[0]) if len(p) else np.nan,
+                        f"{m}.diff": s["mean"] - pm})
+        lab = pub[pub.method == method]
+        row["published_label"] = lab["label"].iloc[0] if len(lab) else None
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def fmt(mean: float, std: float = np.nan, n: int | None = None, total: int | None = None,
+        digits: int = 2, signed: bool = False) -> str:
+    if mean is None or (isinstance(mean, float) and np.isnan(mean)):
+        return NA
+    text = f"{mean:+.{digits}f}" if signed else f"{mean:.{digits}f}"
+    if std is not None and not np.isnan(std):
+        text += f" ± {std:.{digits}f}"
+    if n is not None and total is not None and n < total:
+        text += f" (n={n})"
+    return text
+
+
+def display_table(num: pd.DataFrame, published: pd.DataFrame, space: str,
+                  metrics: tuple[str, ...], headers: list[str], digits: int = 2) -> pd.DataFrame:
+    """Rows: optimum, then per method: ours, the published row (if any), the difference."""
+    rows = []
+    opt = published[(published.space == space) & (published.method == "optimum")]
+    if len(opt):
+        rows.append(["optimum (published)", ""] + [
+            fmt(*_pub(opt, m), digits=digits) for m in metrics])
+    for _, r in num.iterrows():
+        rows.append([r.method, str(r.n_seeds)] + [
+            fmt(r[f"{m}.mean"], r[f"{m}.std"], r[f"{m}.n"], r.n_seeds, digits) for m in metrics])
+        if r.published_label:
+            rows.append([f"↳ published: {r.published_label}", ""] + [
+                fmt(r[f"{m}.published"], r[f"{m}.published_std"], digits=digits) for m in metrics])
+            rows.append(["↳ ours − published", ""] + [
+                fmt(r[f"{m}.diff"], digits=digits, signed=True) for m in metrics])
+    return pd.DataFrame(rows, columns=["method", "seeds"] + headers)
+
+
+def _pub(rows: pd.DataFrame, metric: str) -> tuple[float, float]:
+    p = rows[rows.metric == metric]
+    return (float(p["mean"].iloc[0]), float(p["std"].iloc[0])) if len(p) else (np.nan, np.nan)
+
+
+def nb201_tables(final, published, space):
+    num = numeric_table(final, published, space, NB201_METRICS)
+    headers = [f"{label} {s}" for _, label in NB201_DATASETS for s in ("valid", "test")]
+    return num, display_table(num, published, space, NB201_METRICS, headers)
+
+
+def regret_tables(final, published, space):
+    num = numeric_table(final, published, space, REGRET_METRICS)
+    headers = ["test regret", "test error", "valid regret", "valid error"]
+    return num, display_table(num, published, space, REGRET_METRICS, headers, digits=4)
+
+
+def cost_tables(epochs: pd.DataFrame, runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Wall time per finished run and per search epoch (epoch 0 excluded), per space and method."""
+    rows = []
+    done = runs[runs.status == "done"]
+    for (space, method), grp in done.groupby(["space", "method"], sort=True):
+        ep = epochs[(epochs.space == space) & (epochs.method == method) & (epochs.epoch >= 1)
+                    & epochs.seed.isin(grp.seed)]
+        wall = grp.wall_seconds
+        if wall.isna().any() and "wall_seconds" in ep:  # fall back to the last record's clock
+            last = ep.groupby("seed")["wall_seconds"].max()
+            wall = grp.seed.map(last).where(wall.isna(), wall)
+        w, e = _stats(wall), _stats(ep["epoch_seconds"] if "epoch_seconds" in ep else pd.Series(dtype=float))
+        rows.append({"space": space, "method": method, "runs": len(grp),
+                     "run_seconds.mean": w["mean"], "run_seconds.std": w["std"],
+                     "epoch_seconds.mean": e["mean"], "epoch_seconds.std": e["std"],
+                     "epochs": int(e["n"])})
+    num = pd.DataFrame(rows, columns=["space", "method", "runs", "run_seconds.mean", "run_seconds.std",
+                                      "epoch_seconds.mean", "epoch_seconds.std", "epochs"])
+    disp = pd.DataFrame({
+        "space": num.space, "method": num.method, "runs": num.runs.astype(str),
+        "wall s / run": [fmt(m, s, digits=1) for m, s in zip(num["run_seconds.mean"], num["run_seconds.std"])],
+        "s / epoch": [fmt(m, s, digits=2) for m, s in zip(num["epoch_seconds.mean"], num["epoch_seconds.std"])]})
+    return num, disp
+
+
+def to_markdown(df: pd.DataFrame) -> str:
+    """A GitHub Markdown table (pandas' to_markdown needs `tabulate`, which we don't require)."""
+    def cell(v) -> str:
+        return str(v).replace("|", "\\|").replace("\n", " ")
+    lines = ["| " + " | ".join(cell(c) for c in df.columns) + " |",
+             "| " + " | ".join("---" for _ in df.columns) + " |"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def to_latex(df: pd.DataFrame, caption: str) -> str:
+    """booktabs table; ± and arrows as LaTeX math."""
+    tex = df.copy()
+    for c in tex.columns:
+        tex[c] = tex[c].astype(str).str.replace("±", r"$\pm$", regex=False) \
+            .str.replace("↳", r"$\hookrightarrow$", regex=False).str.replace("−", "$-$", regex=False) \
+            .str.replace("_", r"\_", regex=False)
+    tex.columns = [str(c).replace("_", r"\_") for c in tex.columns]
+    return tex.style.hide(axis="index").to_latex(hrules=True, caption=caption.replace("_", r"\_"),
+                                                 column_format="l" * len(tex.columns))
+
+
+def write_table(num: pd.DataFrame, disp: pd.DataFrame, out: str | Path, name: str, caption: str) -> str:
+    """name.csv (numbers), name.md, name.tex; returns the Markdown."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    num.to_csv(out / f"{name}.csv", index=False)
+    md = to_markdown(disp)
+    (out / f"{name}.md").write_text(f"{caption}\n\n{md}")
+    (out / f"{name}.tex").write_text(to_latex(disp, caption))
+    return md

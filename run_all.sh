@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Run the whole grid, score it, and write the report:
+#   ./run_all.sh [--profile paper|smoke] [--methods a,b] [--spaces x,y] [--seeds 0-4]
+#                [--epochs N] [--out results] [--benchmarks DIR] [any other benchmark/run.py option]
+#   ./run_all.sh --tests        run the test suite instead (.venv/bin/python -m pytest tests -q)
+#
+# Steps: (1) create .venv from requirements.txt when missing; (2) python benchmark/run.py over
+# every registered method x space x seed (or the ones given); (3) python -m benchmark.score;
+# (4) python analysis/report.py --results OUT --out OUT/report.
+# Defaults: profile paper where CUDA is available, else smoke (said loudly); methods = all
+# registered; spaces = the registered spaces whose benchmark table is found (the others are
+# skipped with the reason, so a missing NB101 table never sinks the run; name a space with
+# --spaces to run it anyway, unscored); seeds 0-4 (paper) or 0-1 (smoke).
+# Exit codes: 0 all done; 1 some run failed (the report is still written); 2 bad input.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+
+PY=.venv/bin/python
+bootstrap() {
+    if [ ! -x "$PY" ]; then
+        echo "run_all: creating .venv from requirements.txt" >&2
+        python3 -m venv .venv
+        .venv/bin/pip install -r requirements.txt
+    fi
+}
+
+PROFILE="" METHODS="" SPACES="" SEEDS="" EPOCHS="" OUT="results" BENCH="" PASS=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -h|--help) usage; exit 0 ;;
+        --tests) shift; bootstrap; exec "$PY" -m pytest tests -q "$@" ;;
+        --profile|--methods|--spaces|--seeds|--epochs|--out|--benchmarks)
+            [ $# -ge 2 ] || { echo "error: $1 needs a value" >&2; exit 2; }
+            case "$1" in
+                --profile) PROFILE="$2" ;; --methods) METHODS="$2" ;; --spaces) SPACES="$2" ;;
+                --seeds) SEEDS="$2" ;; --epochs) EPOCHS="$2" ;; --out) OUT="$2" ;;
+                --benchmarks) BENCH="$2" ;;
+            esac
+            shift 2 ;;
+        --profile=*|--methods=*|--spaces=*|--seeds=*|--epochs=*|--out=*|--benchmarks=*)
+            set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
+        *) PASS+=("$1"); shift ;;
+    esac
+done
+
+bootstrap
+if [ -z "$PROFILE" ]; then
+    if "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
+        PROFILE=paper
+    else
+        PROFILE=smoke
+        echo "run_all: ******** NO CUDA DEVICE: using the SMOKE profile (tiny supernet, few" \
+             "epochs; numbers are NOT the paper protocol). Pass --profile paper to insist. ********" >&2
+    fi
+fi
+case "$PROFILE" in paper|smoke) ;; *) echo "error: --profile $PROFILE: valid: paper, smoke" >&2; exit 2 ;; esac
+[ -n "$SEEDS" ] || { [ "$PROFILE" = paper ] && SEEDS=0-4 || SEEDS=0-1; }
+BENCH="${BENCH:-${NAS_BENCHMARKS:-${TORCH_HOME:-$HOME/.torch}}}"
+[ -n "$METHODS" ] || METHODS="$("$PY" analysis/grid_defaults.py methods)"
+if [ -z "$SPACES" ]; then
+    SPACES="$("$PY" analysis/grid_defaults.py spaces "$BENCH")"
+    if [ -z "$SPACES" ]; then
+        echo "error: no search space has its benchmark table in $BENCH; set --benchmarks or" \
+             "NAS_BENCHMARKS, or name spaces with --spaces to run them unscored" >&2
+        exit 2
+    fi
+    echo "run_all: spaces with a benchmark table: $SPACES" >&2
+fi
+
+RUN=("$PY" benchmark/run.py --profile "$PROFILE" --methods "$METHODS" --spaces "$SPACES"
+     --seeds "$SEEDS" --out "$OUT")
+[ -z "$EPOCHS" ] || RUN+=(--epochs "$EPOCHS")
+[ ! -d "$BENCH" ] || RUN+=(--benchmarks "$BENCH")
+echo "run_all: ${RUN[*]} ${PASS[*]:-}" >&2
+status=0
+"${RUN[@]}" ${PASS[@]+"${PASS[@]}"} || status=$?
+[ "$status" -ne 2 ] || exit 2          # bad input: nothing ran
+
+SCORE=("$PY" -m benchmark.score --results "$OUT")
+[ ! -d "$BENCH" ] || SCORE+=(--benchmarks "$BENCH")
+"${SCORE[@]}"
+"$PY" analysis/report.py --results "$OUT" --out "$OUT/report"
+echo "run_all: report at $OUT/report/report.md" >&2
+exit "$status"
