@@ -64,6 +64,13 @@ class RunDir:
         entries = read_json(self.provenance) if self.provenance.exists() else []
         atomic_write_json(self.provenance, entries + [entry])
 
+    def remove_stale_temp_files(self) -> list[Path]:
+        """Delete temp files of atomic writes whose writer died; call only while holding the lock."""
+        stale = sorted(self.path.glob(".*.tmp"))
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return stale
+
     def try_lock(self) -> FileLock | None:
         """The run's lock if free now, else None (another worker has it)."""
         self.path.mkdir(parents=True, exist_ok=True)
