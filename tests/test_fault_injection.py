@@ -14,8 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-import pytest
 import torch
 
 from benchmark.records import read_json, read_jsonl, strip_timing
@@ -24,15 +22,6 @@ REPO = Path(__file__).resolve().parents[1]
 SWEEP = ["--methods", "darts,darts-2nd", "--spaces", "nb201", "--seeds", "0-1", "--epochs", "3",
          "--profile", "smoke", "--set", "train_subset=64", "--threads", "1", "--no-progress"]
 RUNS = [f"nb201/{m}/seed-{s}" for m in ("darts", "darts-2nd") for s in (0, 1)]
-
-
-@pytest.fixture(scope="module")
-def fast_cifar(cifar, tmp_path_factory) -> Path:
-    """The same arrays (same md5) uncompressed: each restart then loads them in a fraction of the time."""
-    path = tmp_path_factory.mktemp("data") / "cifar10.npz"
-    with np.load(cifar) as z:
-        np.savez(path, **{k: z[k] for k in z.files})
-    return path
 
 
 def _progress(out: Path) -> int:
