@@ -117,8 +117,11 @@ def plan(args) -> list:
                             str(split_file) if split_file else None, devices[0], args.threads,
                             not args.no_progress, args.retry_failed, args.download,
                             deterministic=args.deterministic))
-    except (DataError, BenchmarkFileError) as e:
+    except DataError as e:
         raise UsageError(str(e)) from None
+    except BenchmarkFileError as e:
+        raise UsageError(f"{e}\n  replace or remove that file (or point --benchmarks / --split-file "
+                         "elsewhere); nothing was run") from None
     from benchmark.rundir import IdentityMismatch, RunDir
     for j in jobs:  # refuse before anything runs rather than mix results
         try:
