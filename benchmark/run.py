@@ -54,8 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deterministic", action="store_true",
                    help="CUDA: deterministic kernels (torch.use_deterministic_algorithms, cuDNN "
                         "deterministic, no autotuning, CUBLAS_WORKSPACE_CONFIG=:4096:8); recorded "
-                        "in provenance.json. Costs speed (some kernels are slower) and a few tens of "
-                        "MiB of GPU memory; an op without a deterministic kernel fails its run. "
+                        "in provenance.json. Costs speed (some kernels are slower) and about 32 MiB of "
+                        "GPU memory; an op without a deterministic kernel fails its run. "
                         "CPU runs with --threads fixed are deterministic without it")
     p.add_argument("--retry-failed", action="store_true", help="run again the runs that failed before")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
