@@ -108,12 +108,12 @@ def execute(job: Job, wait: bool = False) -> Outcome:
             rd.check_identity(identity)
         except IdentityMismatch as e:
             return Outcome(spec.label, "refused", str(e))
+        rd.remove_stale_temp_files()  # left by a writer killed mid-write; we hold the lock
         status = rd.status()
         if status == "done":
             return Outcome(spec.label, "done")
         if status == "failed" and not job.retry_failed:
             return Outcome(spec.label, "failed-earlier", f"see {rd.failed}; rerun with --retry-failed")
-        rd.remove_stale_temp_files()  # left by a writer killed mid-write; we hold the lock
         rd.write_identity(identity)
         if job.threads:
             torch.set_num_threads(job.threads)

@@ -30,7 +30,7 @@ def _summary(stdout: str) -> dict[str, int]:
 
 def test_two_processes_do_every_run_exactly_once(tmp_path, fast_cifar, benchmarks):
     out = tmp_path / "results"
-    args = ["--methods", "darts,darts-2nd", "--seeds", "0-1", "--epochs", "1"]
+    args = ["--methods", "darts", "--seeds", "0-3", "--epochs", "1"]
     procs = [_start(args, out, fast_cifar, benchmarks) for _ in range(2)]
     results = [p.communicate(timeout=300) for p in procs]
     for p, (so, se) in zip(procs, results):
@@ -39,17 +39,16 @@ def test_two_processes_do_every_run_exactly_once(tmp_path, fast_cifar, benchmark
     # Each run was computed by one process; the other reports it done (after waiting if busy).
     assert sum(s.get("finished", 0) for s in sums) == 4
     assert all(sum(s.values()) == 4 and set(s) <= {"finished", "done"} for s in sums)
-    for m in ("darts", "darts-2nd"):
-        for seed in (0, 1):
-            rd = out / "nb201" / m / f"seed-{seed}"
-            assert len(read_json(rd / "provenance.json")) == 1  # started once
-            assert [r["epoch"] for r in read_jsonl(rd / "epochs.jsonl")] == [0, 1]
-            assert (rd / "done.json").exists() and not (rd / "failed.json").exists()
+    for seed in range(4):
+        rd = out / "nb201" / "darts" / f"seed-{seed}"
+        assert len(read_json(rd / "provenance.json")) == 1  # started once
+        assert [r["epoch"] for r in read_jsonl(rd / "epochs.jsonl")] == [0, 1]
+        assert (rd / "done.json").exists() and not (rd / "failed.json").exists()
 
 
 def test_killed_holder_leaves_no_stale_lock(tmp_path, fast_cifar, benchmarks):
     out = tmp_path / "results"
-    args = ["--methods", "darts", "--seeds", "0", "--epochs", "8"]
+    args = ["--methods", "darts", "--seeds", "0", "--epochs", "6"]
     rd = out / "nb201" / "darts" / "seed-0"
     holder = _start(args, out, fast_cifar, benchmarks)
     deadline = time.time() + 120
@@ -65,5 +64,5 @@ def test_killed_holder_leaves_no_stale_lock(tmp_path, fast_cifar, benchmarks):
     so, se = waiter.communicate(timeout=300)
     assert waiter.returncode == 0, se
     assert _summary(so) == {"finished": 1}  # the waiter took the run over and finished it
-    assert [r["epoch"] for r in read_jsonl(rd / "epochs.jsonl")] == list(range(9))
+    assert [r["epoch"] for r in read_jsonl(rd / "epochs.jsonl")] == list(range(7))
     assert len(read_json(rd / "provenance.json")) == 2
