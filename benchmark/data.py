@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,8 +51,9 @@ def load_cifar10(path: str | Path, download: bool = False) -> Cifar10:
         try:
             with np.load(path) as z:
                 x, y = z["x_train"], z["y_train"]
-        except (OSError, KeyError, ValueError) as e:
-            raise DataError(f"{path} is not a CIFAR-10 .npz with x_train/y_train ({e})") from e
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise DataError(f"{path} is not a CIFAR-10 .npz with x_train/y_train ({e}); "
+                            "re-create it or point --data/NAS_DATA at another") from e
     else:
         if not path.is_dir() and not download:
             raise DataError(f"CIFAR-10 folder {path} does not exist; point --data/NAS_DATA at "

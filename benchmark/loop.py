@@ -47,13 +47,15 @@ def rng_state(streams: dict[str, torch.Generator]) -> dict:
 
 
 def set_rng_state(state: dict, streams: dict[str, torch.Generator]) -> None:
+    # .cpu(): the checkpoint is loaded with map_location=<run device>, which moves these byte
+    # tensors to the GPU, but every set_state takes a CPU ByteTensor.
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
+    torch.set_rng_state(state["torch"].cpu())
     for k, g in streams.items():
-        g.set_state(state["streams"][k])
+        g.set_state(state["streams"][k].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
 def _mean(rows: list[dict], key: str) -> float | None:

@@ -155,6 +155,12 @@ def main(args: argparse.Namespace) -> int:
     if not source.is_file():
         print(f'error: {source} does not exist', file=sys.stderr)
         return 2
+    try:  # a file under the official name must be the official file
+        from benchmark.integrity import verify_official
+        verify_official(source)
+    except BenchmarkFileError as e:
+        print(f'error: {e}', file=sys.stderr)
+        return 2
     out_dir.mkdir(parents=True, exist_ok=True)
     out_path = out_dir / TABLE_NAME
     try:

@@ -105,6 +105,9 @@ def convert(source: Path, *, allow_partial: bool = False, progress: bool = True)
     table = table_from_api(api, source, allow_partial=allow_partial, progress=progress)
     table.metadata.update(source=source.name, source_kind=kind,
                           converter=f"{CONVERTER} ({version})")
+    if source.is_file():  # no published checksum to verify against: recorded for provenance
+        from benchmark.integrity import sha256_file
+        table.metadata["source_sha256"] = sha256_file(source)
     return table
 
 

@@ -1,7 +1,8 @@
 """Run a grid of searches: `python benchmark/run.py --methods darts --spaces nb201 --seeds 0-9`.
 
 Finished runs are skipped, unfinished ones resume from their last finished epoch, a failed
-run is recorded in its folder and the others go on. Exit codes: 0 all runs done, 1 some run
+run is recorded in its folder and the others go on. A run that another process is working on
+is waited for, then reported as that process left it. Exit codes: 0 all runs done, 1 some run
 failed or was refused, 2 bad input (nothing was started).
 """
 from __future__ import annotations
@@ -47,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-file", help="NB201 cifar-split.txt (default: found in --benchmarks)")
     p.add_argument("--devices", default=None, help="cpu or cuda:0[,cuda:1...] (default cuda:0 if present, else cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads per run (recorded)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="CUDA: deterministic kernels (torch.use_deterministic_algorithms, cuDNN "
+                        "deterministic, no autotuning, CUBLAS_WORKSPACE_CONFIG=:4096:8); recorded "
+                        "in provenance.json. Costs speed (some kernels are slower) and about 32 MiB of "
+                        "GPU memory; an op without a deterministic kernel fails its run. "
+                        "CPU runs with --threads fixed are deterministic without it")
     p.add_argument("--retry-failed", action="store_true", help="run again the runs that failed before")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--dry-run", action="store_true", help="print the grid and resolved configs, run nothing")
@@ -105,9 +112,13 @@ def plan(args) -> list:
             cfg = dataclasses.replace(cfg, data_md5=data.md5, split_source=source)
             jobs.append(Job(spec, cfg, args.out, str(args.data), bench if Path(bench).is_dir() else None,
                             str(split_file) if split_file else None, devices[0], args.threads,
-                            not args.no_progress, args.retry_failed, args.download))
-    except (DataError, BenchmarkFileError) as e:
+                            not args.no_progress, args.retry_failed, args.download,
+                            deterministic=args.deterministic))
+    except DataError as e:
         raise UsageError(str(e)) from None
+    except BenchmarkFileError as e:
+        raise UsageError(f"{e}\n  replace or remove that file (or point --benchmarks / --split-file "
+                         "elsewhere); nothing was run") from None
     from benchmark.rundir import IdentityMismatch, RunDir
     for j in jobs:  # refuse before anything runs rather than mix results
         try:
@@ -131,8 +142,10 @@ def _cuda() -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmark.worker import execute
+    from benchmark.worker import execute, wait_for_busy
     args = build_parser().parse_args(argv)
+    if args.deterministic:  # must precede CUDA initialisation
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     try:
         jobs = plan(args)
     except UsageError as e:
@@ -143,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         for j in jobs:
             print(j.spec.label, json.dumps(j.config.to_json(), sort_keys=True))
         return 0
-    outcomes = [execute(j) for j in jobs]
+    outcomes = wait_for_busy(jobs, [execute(j) for j in jobs])
     return summarize(outcomes)
 
 

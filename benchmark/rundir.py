@@ -64,12 +64,21 @@ class RunDir:
         entries = read_json(self.provenance) if self.provenance.exists() else []
         atomic_write_json(self.provenance, entries + [entry])
 
-    def try_lock(self) -> FileLock | None:
-        """The run's lock if free now, else None (another worker has it)."""
+    def remove_stale_temp_files(self) -> list[Path]:
+        """Delete temp files of atomic writes whose writer died; call only while holding the lock."""
+        stale = sorted(self.path.glob(".*.tmp"))
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return stale
+
+    def try_lock(self, timeout: float = 0) -> FileLock | None:
+        """The run's lock, waiting up to `timeout` s (negative: for ever); None if another worker
+        still has it. An OS lock: a holder that dies (even by SIGKILL) releases it, so the
+        .lock file left behind is never stale."""
         self.path.mkdir(parents=True, exist_ok=True)
         lock = FileLock(str(self.lock_path))
         try:
-            lock.acquire(timeout=0)
+            lock.acquire(timeout=timeout)
         except Timeout:
             return None
         return lock

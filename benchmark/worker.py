@@ -36,6 +36,7 @@ class Job:
     progress: bool = True
     retry_failed: bool = False
     download: bool = False
+    deterministic: bool = False   # CUDA: deterministic kernels (see make_deterministic)
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,17 @@ def _git_commit() -> str | None:
         return None
 
 
+def make_deterministic() -> None:
+    """What PyTorch needs for run-to-run identical CUDA results. CUBLAS_WORKSPACE_CONFIG must be
+    set before cuBLAS starts (run.py sets it first thing too). Ops without a deterministic
+    kernel then raise instead of silently varying: such a run fails, with the op named."""
+    import torch
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+
+
 def provenance(job: Job) -> dict:
     import numpy
     import torch
@@ -71,10 +83,15 @@ def provenance(job: Job) -> dict:
             "python": platform.python_version(), "torch": torch.__version__,
             "numpy": numpy.__version__, "cuda": torch.version.cuda, "git_commit": _git_commit(),
             "device": job.device, "torch_threads": torch.get_num_threads(),
-            "data_path": job.data_path, "benchmarks": job.benchmarks, "pid": os.getpid()}
+            "data_path": job.data_path, "benchmarks": job.benchmarks, "pid": os.getpid(),
+            "deterministic": job.deterministic,
+            "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG")}
 
 
-def execute(job: Job) -> Outcome:
+def execute(job: Job, wait: bool = False) -> Outcome:
+    """Run (or skip, or resume) one run. A run another worker holds is `busy`; with wait=True
+    this blocks until that worker ends, then reports the run as it left it (or takes it over
+    if that worker died)."""
     import torch
     from benchmark.loop import run_search
     from benchmark.score import load_scorer
@@ -82,7 +99,7 @@ def execute(job: Job) -> Outcome:
 
     spec, cfg = job.spec, job.config
     rd = RunDir(job.out, spec.space, spec.method, spec.seed)
-    lock = rd.try_lock()
+    lock = rd.try_lock(timeout=-1 if wait else 0)
     if lock is None:
         return Outcome(spec.label, "busy", "another worker holds this run")
     try:
@@ -91,6 +108,7 @@ def execute(job: Job) -> Outcome:
             rd.check_identity(identity)
         except IdentityMismatch as e:
             return Outcome(spec.label, "refused", str(e))
+        rd.remove_stale_temp_files()  # left by a writer killed mid-write; we hold the lock
         status = rd.status()
         if status == "done":
             return Outcome(spec.label, "done")
@@ -99,6 +117,8 @@ def execute(job: Job) -> Outcome:
         rd.write_identity(identity)
         if job.threads:
             torch.set_num_threads(job.threads)
+        if job.deterministic:
+            make_deterministic()
         rd.add_provenance(provenance(job))
         try:
             data = cached_data(job.data_path, job.download)
@@ -107,13 +127,24 @@ def execute(job: Job) -> Outcome:
             scorer, _ = load_scorer(get_space(cfg.space).benchmark, job.benchmarks, cfg.score_hp)
             genotype = run_search(cfg, rd, data, split[:2], job.device, scorer, job.progress)
         except Exception as e:  # one run's failure must not stop the grid
-            atomic_write_json(rd.failed, {"reason": f"{type(e).__name__}: {e}",
+            reason = f"{type(e).__name__}: {e}"
+            if isinstance(e, torch.cuda.OutOfMemoryError):
+                torch.cuda.empty_cache()  # give the memory back for the runs that follow
+                reason += (" -- lower the memory need (e.g. --set batch_size=32) or use a larger "
+                           "GPU, then rerun with --retry-failed")
+            atomic_write_json(rd.failed, {"reason": reason,
                                           "traceback": traceback.format_exc(),
                                           "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-            return Outcome(spec.label, "failed", f"{type(e).__name__}: {e}")
+            return Outcome(spec.label, "failed", reason)
         return Outcome(spec.label, "finished", genotype)
     finally:
         lock.release()
+
+
+def wait_for_busy(jobs: list[Job], outcomes: list[Outcome]) -> list[Outcome]:
+    """Second pass over the runs that were busy: wait for their holders, so the summary and
+    exit code describe every run of the grid (done by whichever process), not a snapshot."""
+    return [execute(j, wait=True) if o.status == "busy" else o for j, o in zip(jobs, outcomes)]
 
 
 def with_fields(cfg: SearchConfig, **kw) -> SearchConfig:

@@ -1,0 +1,197 @@
+"""Bad input not covered by test_run_cli.py: each exits 2, says what to do, and loses nothing.
+
+Also: a run folder written under another git commit or package version is the same run
+(provenance changes, identity does not), so it resumes rather than being refused.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import benchmark.loop as loop
+import benchmark.worker as worker
+from benchmark import run as run_cli
+from benchmark.records import read_json, read_jsonl
+from benchmark.run import build_parser, plan
+from benchmark.worker import execute
+
+def _snapshot(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _results(tmp_path: Path) -> Path:
+    """A results folder with earlier work in it (a run outside the grid being started)."""
+    out = tmp_path / "results"
+    run = out / "nb201" / "darts" / "seed-7"
+    run.mkdir(parents=True)
+    (run / "epochs.jsonl").write_text('{"epoch": 0}\n')
+    (run / "config.json").write_text("{}")
+    (out / "keep.txt").write_text("x")
+    return out
+
+
+def _bench(tmp_path: Path, benchmarks: Path, **files: bytes) -> Path:
+    """A benchmarks folder: the real split file and CSV tables, with `files` replacing some."""
+    b = tmp_path / "bench"
+    b.mkdir()
+    src = Path(benchmarks) / "nasbench201"
+    for name in ("cifar-split.txt", "nb201_acc_200ep.csv"):
+        (b / name).write_bytes((src / name).read_bytes())
+    for name, data in files.items():
+        (b / name.replace("_dot_", ".")).write_bytes(data)
+    return b
+
+
+def _run(args: list[str], cifar, benchmarks, out: Path):
+    """run.py's main in this process (the data stays cached between cases): (exit code, stderr)."""
+    import contextlib
+    import io
+    from types import SimpleNamespace
+    argv = ["--methods", "darts", "--profile", "smoke", "--data", str(cifar), "--benchmarks",
+            str(benchmarks), *args, "--out", str(out)]
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = run_cli.main(argv)
+        except SystemExit as e:  # argparse
+            code = e.code
+    return SimpleNamespace(returncode=code, stderr=err.getvalue(), stdout="")
+
+
+def _check(r, out: Path, before: dict, *needles: str) -> None:
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    for n in needles:
+        assert n in r.stderr, r.stderr
+    assert _snapshot(out) == before
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--profile", "papr"], "choose from 'paper', 'smoke'"),
+    (["--seeds", "1-"], "not a seed or a range like 0-9"),
+    (["--seeds=-3"], "not a seed or a range like 0-9"),
+    (["--seeds", "1,,2"], "empty item; use e.g. 0-9,12"),
+    (["--seeds", "a-b"], "not a seed"),
+    (["--seeds", "2-1,4"], "run upwards"),
+    (["--methods", "darts,"], None),  # a trailing comma is harmless: not an error
+])
+def test_names_profiles_and_seed_ranges(tmp_path, cifar, benchmarks, args, needle):
+    out = _results(tmp_path)
+    before = _snapshot(out)
+    if needle is None:
+        r = _run([*args, "--dry-run"], cifar, benchmarks, out)
+        assert r.returncode == 0, r.stderr
+        return
+    _check(_run(args, cifar, benchmarks, out), out, before, needle)
+
+
+def _truncated_csv(benchmarks: Path) -> bytes:
+    data = (Path(benchmarks) / "nasbench201" / "nb201_acc_200ep.csv").read_bytes()
+    return data[: len(data) // 2 - 7]  # cut mid-line, half the cells missing
+
+
+@pytest.mark.parametrize("case", ["garbage parquet", "wrong parquet", "truncated csv",
+                                  "garbage split in folder", "truncated split in folder"])
+def test_bad_benchmark_files_in_the_benchmarks_folder(tmp_path, cifar, benchmarks, case):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    if case == "garbage parquet":
+        bench, needles = _bench(tmp_path, benchmarks, nb201_dot_parquet=b"\x00garbage" * 100), \
+            ("not a readable Parquet table", "benchmark.prepare nb201")
+    elif case == "wrong parquet":
+        pq.write_table(pa.table({"foo": [1, 2]}), tmp_path / "t.parquet")
+        bench, needles = _bench(tmp_path, benchmarks, nb201_dot_parquet=(tmp_path / "t.parquet").read_bytes()), \
+            ("missing columns",)
+    elif case == "truncated csv":
+        bench, needles = _bench(tmp_path, benchmarks, **{"nb201_acc_200ep_dot_csv": _truncated_csv(benchmarks)}), \
+            ("nb201_acc_200ep.csv",)
+    elif case == "garbage split in folder":
+        bench, needles = _bench(tmp_path, benchmarks, **{"cifar-split_dot_txt": b"not json"}), \
+            ("cifar-split.txt format",)
+    else:
+        split = (Path(benchmarks) / "nasbench201" / "cifar-split.txt").read_bytes()
+        bench, needles = _bench(tmp_path, benchmarks, **{"cifar-split_dot_txt": split[: len(split) // 3]}), \
+            ("cifar-split.txt",)
+    out = _results(tmp_path)
+    before = _snapshot(out)
+    r = _run(["--benchmarks", str(bench), "--set", "train_subset=64"], cifar, benchmarks, out)
+    _check(r, out, before, *needles, "replace or remove that file")
+
+
+@pytest.mark.parametrize("content,needle", [
+    (b"\x89PNG garbage", "cifar-split.txt format"),
+    (b'{"train": ["int", ["0", "1"]], "valid": ["int", ["1", "2"]]}', "overlap"),
+    (b'{"train": ["int", ["0", "1"]], "valid": ["int", ["60000"]]}', "indexes past"),
+    (b'{"train": ["int", ["0", "1"]]}', "cifar-split.txt format"),
+])
+def test_bad_split_file_option(tmp_path, cifar, benchmarks, content, needle):
+    split = tmp_path / "split.txt"
+    split.write_bytes(content)
+    out = _results(tmp_path)
+    before = _snapshot(out)
+    _check(_run(["--split-file", str(split)], cifar, benchmarks, out), out, before, needle)
+
+
+def test_missing_split_file_option(tmp_path, cifar, benchmarks):
+    out = _results(tmp_path)
+    before = _snapshot(out)
+    _check(_run(["--split-file", str(tmp_path / "nope.txt")], cifar, benchmarks, out), out, before,
+           "no such file")
+
+
+def test_bad_data_paths(tmp_path, cifar, benchmarks):
+    out = _results(tmp_path)
+    before = _snapshot(out)
+    _check(_run(["--data", str(tmp_path / "no" / "folder")], cifar, benchmarks, out), out, before,
+           "does not exist", "--download")
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"PK\x03\x04 truncated zip")
+    _check(_run(["--data", str(bad)], cifar, benchmarks, out), out, before, "not a CIFAR-10 .npz")
+    small = tmp_path / "small.npz"
+    np.savez(small, x_train=np.zeros((10, 32, 32, 3), np.uint8), y_train=np.zeros(10, np.int64))
+    _check(_run(["--data", str(small)], cifar, benchmarks, out), out, before, "expected x_train (50000")
+
+
+def test_unwritable_results_folder(tmp_path, cifar, benchmarks):
+    # root ignores permission bits, so use a path below a regular file: no one can create it
+    blocker = tmp_path / "results.txt"
+    blocker.write_text("earlier notes")
+    r = _run(["--set", "train_subset=64"], cifar, benchmarks, blocker / "results")
+    assert r.returncode == 2 and "not writable" in r.stderr and "choose another folder" in r.stderr
+    assert blocker.read_text() == "earlier notes"
+
+
+def test_new_commit_or_package_version_is_provenance_not_identity(tmp_path, cifar, benchmarks,
+                                                                  monkeypatch, capsys):
+    argv = ["--methods", "darts", "--seeds", "0", "--epochs", "2", "--profile", "smoke", "--set",
+            "train_subset=64", "--threads", "1", "--no-progress", "--out", str(tmp_path / "results"),
+            "--data", str(cifar), "--benchmarks", str(benchmarks)]
+    (job,) = plan(build_parser().parse_args(argv))
+    record = loop._record
+
+    def interrupted(rd, cfg, method, space, epoch, *rest, **kw):
+        if epoch == 2:
+            raise KeyboardInterrupt  # stands for a kill after the epoch-1 checkpoint
+        return record(rd, cfg, method, space, epoch, *rest, **kw)
+
+    monkeypatch.setattr(loop, "_record", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        execute(job)
+    monkeypatch.setattr(loop, "_record", record)
+    rd = tmp_path / "results" / "nb201" / "darts" / "seed-0"
+    config = (rd / "config.json").read_bytes()
+
+    # The same run continued by a newer checkout with other package versions.
+    original = worker.provenance
+    monkeypatch.setattr(worker, "_git_commit", lambda: "f" * 40)
+    monkeypatch.setattr(worker, "provenance", lambda job: {**original(job), "torch": "99.0", "numpy": "9.9"})
+    assert run_cli.main(argv) == 0
+    assert "summary: 1 finished" in capsys.readouterr().out
+    prov = read_json(rd / "provenance.json")
+    assert len(prov) == 2 and prov[0]["git_commit"] != prov[1]["git_commit"] == "f" * 40
+    assert prov[0]["torch"] != prov[1]["torch"] == "99.0"
+    assert (rd / "config.json").read_bytes() == config
+    assert [r["epoch"] for r in read_jsonl(rd / "epochs.jsonl")] == [0, 1, 2]
