@@ -4,8 +4,8 @@ For each method, one search step (its arch step and weight step, in the paper pr
 order) on the paper-size supernet (C=16, N=5, batch 64) with random images. Variants are
 timed interleaved in one process (best of --repeats) so the ratios compare like with like
 on a shared machine. Images/s counts the train and the valid batch of a step (2 x batch).
-Peak memory: CUDA's allocator peak; on CPU the peak RSS growth of a fresh process running
-one step (`--no-cpu-memory` skips those processes). With a GPU: throughput of K runs packed
+Peak memory: CUDA's allocator peak; on CPU the peak resident memory of one step above the
+built model, in a fresh process (`--no-cpu-memory` skips those processes). With a GPU: throughput of K runs packed
 on it (K processes stepping at once) vs one run.
 
     python benchmark/speed.py [--methods darts] [--devices cpu,cuda:0] [--repeats 5]
@@ -88,14 +88,30 @@ def time_variants(method: str, variants, device: str, batch: int, repeats: int, 
             for v in variants}
 
 
+def _vm_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def _step_peak_mib(method: str, variant: str, batch: int) -> float:
+    """In a fresh process: peak RSS (MiB) of one step above the built model's RSS.
+    Linux: writing 5 to clear_refs resets the peak (VmHWM), so importing torch does not count."""
+    step = make_step(method, variant, "cpu", batch)
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _vm_kib("VmRSS")
+    step()
+    return (_vm_kib("VmHWM") - before) / 1024
+
+
 def cpu_peak_mib(method: str, variant: str, batch: int, threads: int | None) -> float | None:
-    """Peak RSS growth (MiB) of a fresh process building the supernet and taking one step."""
-    code = (f"import sys, resource, torch; sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
+    """Peak resident memory of one CPU step (a fresh process each, so no variant inherits
+    another's freed-but-kept pages); None where /proc is not Linux's."""
+    code = (f"import sys, torch; sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
             + (f"torch.set_num_threads({threads})\n" if threads else "")
-            + "from benchmark.speed import make_step\n"
-            "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-            f"make_step({method!r}, {variant!r}, 'cpu', {batch})()\n"
-            "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)\n")
+            + "from benchmark.speed import _step_peak_mib\n"
+            f"print(_step_peak_mib({method!r}, {variant!r}, {batch}))\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     try:
         return float(r.stdout.strip().splitlines()[-1])
