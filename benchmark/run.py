@@ -150,6 +150,11 @@ def execution(args, devices: list[str]) -> dict:
     if args.backend == "slurm" and args.gpus_per_job != int(args.gpus_per_job):
         raise UsageError("--gpus-per-job must be a whole number with --backend slurm "
                          "(fractional GPUs are a Ray feature; or use --per-device locally)")
+    if args.backend == "slurm" and args.slurm_cluster in (None, "slurm"):
+        import shutil
+        if shutil.which("sbatch") is None:  # else submitit would quietly run all runs here
+            raise UsageError("--backend slurm: no 'sbatch' on this machine; run on the cluster's "
+                             "login node, or add --slurm-cluster local to try the array here")
     cpu = all(d == "cpu" for d in devices)
     if args.backend == "local" and args.jobs > 1 and not cpu:
         raise UsageError("--jobs is for CPU runs; on GPUs use --per-device K (runs per GPU)")

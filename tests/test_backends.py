@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -102,7 +103,9 @@ def test_cpu_workers_split_the_cores():
 @pytest.mark.parametrize("extra,message", [
     (["--jobs", "0"], "--jobs must be at least 1"),
     (["--per-device", "2"], "on CPU use --jobs"),
-    (["--backend", "slurm", "--gpus-per-job", "0.5"], "whole number"),
+    (["--backend", "slurm", "--slurm-cluster", "local", "--gpus-per-job", "0.5"], "whole number"),
+    pytest.param(["--backend", "slurm", "--slurm-cluster", "slurm"], "no 'sbatch'", marks=pytest.mark.skipif(
+        shutil.which("sbatch") is not None, reason="this machine has Slurm")),
 ])
 def test_bad_execution_options_exit_2(extra, message, capsys):
     assert main(GRID + ["--out", "/nonexistent-never-written", "--devices", "cpu"] + extra) == 2
