@@ -55,11 +55,13 @@ class SearchConfig:
 
 
 # NB201: AutoDL-Projects' protocol for the published DARTS numbers (REFERENCE.md section 1).
+# impl="fast": the batched supernet (spaces/nb201_fast.py), same math as impl="reference"
+# (tests/test_nb201_fast.py) and faster (benchmark/speed.py); --set supernet.impl=reference
 _NB201 = {
     "paper": dict(epochs=50, batch_size=64, split="official", hessian_every=5,
-                  supernet=dict(C=16, N=5, affine=False, track_running_stats=False)),
+                  supernet=dict(C=16, N=5, affine=False, track_running_stats=False, impl="fast")),
     "smoke": dict(epochs=2, batch_size=32, split="official", train_subset=256,
-                  supernet=dict(C=4, N=1, affine=False, track_running_stats=False)),
+                  supernet=dict(C=4, N=1, affine=False, track_running_stats=False, impl="fast")),
 }
 # NAS-Bench-1Shot1 (Zela et al. 2020; REFERENCE.md section 2).
 _NB1SHOT1_COMMON = dict(split="contiguous", w_weight_decay=3e-4, w_nesterov=False, arch_first=True)
@@ -110,7 +112,13 @@ def apply_sets(base: dict, sets: list[str], method_option_names: list[str]) -> d
                 out["method_options"][opt] = value
         elif key.startswith("supernet."):
             sub = key[len("supernet."):]
-            out["supernet"][sub] = _coerce(value, out["supernet"].get(sub, 0), key)
+            if sub in out["supernet"]:
+                out["supernet"][sub] = _coerce(value, out["supernet"][sub], key)
+            else:  # a key the profile leaves at its default (e.g. bf16): JSON, else text
+                try:
+                    out["supernet"][sub] = json.loads(value)
+                except json.JSONDecodeError:
+                    out["supernet"][sub] = value
         elif key in known and key not in ("space", "method", "seed", "profile", "data_md5"):
             out[key] = _coerce(value, out.get(key), key)
         else:

@@ -54,6 +54,22 @@ def build_parser() -> argparse.ArgumentParser:
                         "in provenance.json. Costs speed (some kernels are slower) and about 32 MiB of "
                         "GPU memory; an op without a deterministic kernel fails its run. "
                         "CPU runs with --threads fixed are deterministic without it")
+    g = p.add_argument_group("parallel and cluster execution (see benchmark/backends.py)")
+    g.add_argument("--backend", default="local", choices=("local", "slurm", "ray"),
+                   help="local = this machine (default); slurm = a submitit job array; ray = a Ray cluster")
+    g.add_argument("--jobs", type=int, default=1, help="local CPU runs at once; cores are split among them (default 1)")
+    g.add_argument("--per-device", type=int, default=1, help="local runs packed on each GPU of --devices (default 1)")
+    g.add_argument("--cpus-per-job", type=int, default=2, help="slurm/ray: cores (and torch threads) per run (default 2)")
+    g.add_argument("--gpus-per-job", type=float, default=0,
+                   help="slurm: GPUs per run (integer); ray: may be fractional, 0.25 packs 4 runs per GPU (default 0)")
+    g.add_argument("--slurm-partition", help="slurm partition")
+    g.add_argument("--slurm-time", type=int, default=24 * 60, help="slurm time limit per run in minutes (default 1440)")
+    g.add_argument("--slurm-mem-gb", type=int, help="slurm memory per run in GB")
+    g.add_argument("--slurm-parallelism", type=int, default=64, help="slurm array tasks running at once (default 64)")
+    g.add_argument("--slurm-folder", default=None, help="submitit logs (default <out>/slurm-logs)")
+    g.add_argument("--slurm-cluster", default=None, choices=("slurm", "local", "debug"),
+                   help="submitit cluster (default: slurm if sbatch is found); 'local' runs the array here")
+    g.add_argument("--ray-address", default=None, help="ray: 'auto' or host:port of a running cluster (default: start a local one)")
     p.add_argument("--retry-failed", action="store_true", help="run again the runs that failed before")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--dry-run", action="store_true", help="print the grid and resolved configs, run nothing")
@@ -82,7 +98,8 @@ def plan(args) -> list:
         except (ValueError, TypeError, KeyError) as e:
             raise UsageError(f"{spec.label}: {e}") from None
     devices = (args.devices or ("cuda:0" if _cuda() else "cpu")).split(",")
-    for d in devices:
+    execution(args, devices)  # validates the execution options
+    for d in (devices if args.backend == "local" else []):  # cluster nodes have their own
         if d != "cpu" and not (d.startswith("cuda") and _cuda()):
             raise UsageError(f"--devices {d!r}: not available here; valid: cpu" +
                              (", cuda:N" if _cuda() else " (no CUDA device found)"))
@@ -136,13 +153,49 @@ def plan(args) -> list:
     return jobs
 
 
+def execution(args, devices: list[str]) -> dict:
+    """Backend keyword arguments for `benchmark.backends.run_jobs`; raises UsageError."""
+    from benchmark.backends import Placement, RayOptions, SlurmOptions
+    for name in ("jobs", "per_device", "cpus_per_job", "slurm_time", "slurm_parallelism"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.gpus_per_job < 0:
+        raise UsageError("--gpus-per-job must be 0 or more")
+    if args.backend == "slurm" and args.gpus_per_job != int(args.gpus_per_job):
+        raise UsageError("--gpus-per-job must be a whole number with --backend slurm "
+                         "(fractional GPUs are a Ray feature; or use --per-device locally)")
+    if args.backend == "slurm" and args.slurm_cluster in (None, "slurm"):
+        import shutil
+        if shutil.which("sbatch") is None:  # else submitit would quietly run all runs here
+            raise UsageError("--backend slurm: no 'sbatch' on this machine; run on the cluster's "
+                             "login node, or add --slurm-cluster local to try the array here")
+    cpu = all(d == "cpu" for d in devices)
+    if args.backend == "local" and args.jobs > 1 and not cpu:
+        raise UsageError("--jobs is for CPU runs; on GPUs use --per-device K (runs per GPU)")
+    if args.backend == "local" and args.per_device > 1 and cpu:
+        raise UsageError("--per-device packs runs on GPUs; on CPU use --jobs N")
+    placement = Placement(tuple(devices), args.jobs if cpu else args.per_device)
+    slurm = SlurmOptions(args.slurm_folder or str(Path(args.out) / "slurm-logs"), args.slurm_partition,
+                         args.slurm_time, int(args.gpus_per_job), args.cpus_per_job, args.slurm_mem_gb,
+                         args.slurm_parallelism, args.slurm_cluster)
+    ray = RayOptions(args.ray_address, args.cpus_per_job, args.gpus_per_job)
+    for lib, backend in (("submitit", "slurm"), ("ray", "ray")):
+        if args.backend == backend:
+            try:
+                __import__(lib)
+            except ImportError:
+                raise UsageError(f"--backend {backend} needs the '{lib}' package: pip install {lib}") from None
+    return dict(backend=args.backend, placement=placement, slurm=slurm, ray=ray)
+
+
 def _cuda() -> bool:
     import torch
     return torch.cuda.is_available()
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmark.worker import execute, wait_for_busy
+    from benchmark.backends import run_jobs
+    from benchmark.worker import wait_for_busy
     args = build_parser().parse_args(argv)
     if args.deterministic:  # must precede CUDA initialisation
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -156,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         for j in jobs:
             print(j.spec.label, json.dumps(j.config.to_json(), sort_keys=True))
         return 0
-    outcomes = wait_for_busy(jobs, [execute(j) for j in jobs])
+    devices = (args.devices or ("cuda:0" if _cuda() else "cpu")).split(",")
+    outcomes = wait_for_busy(jobs, run_jobs(jobs, **execution(args, devices)))
     return summarize(outcomes)
 
 

@@ -5,7 +5,6 @@ picklable data, so the same function runs in this process or on another machine.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import platform
@@ -145,7 +144,3 @@ def wait_for_busy(jobs: list[Job], outcomes: list[Outcome]) -> list[Outcome]:
     """Second pass over the runs that were busy: wait for their holders, so the summary and
     exit code describe every run of the grid (done by whichever process), not a snapshot."""
     return [execute(j, wait=True) if o.status == "busy" else o for j, o in zip(jobs, outcomes)]
-
-
-def with_fields(cfg: SearchConfig, **kw) -> SearchConfig:
-    return dataclasses.replace(cfg, **kw)

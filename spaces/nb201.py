@@ -137,12 +137,13 @@ class NB201Space:
         return softmax_last(alphas)
 
     def supernet(self, **kwargs) -> nn.Module:
-        """kwargs: C, N, num_classes, affine, track_running_stats, impl ('reference'|'fast')."""
+        """kwargs: C, N, num_classes, affine, track_running_stats, impl ('reference'|'fast');
+        impl='fast' also takes channels_last, bf16, compile (see spaces/nb201_fast.py)."""
         impl = kwargs.pop("impl", "reference")
-        if impl == "fast":
-            from spaces.nb201_fast import FastSearchCell  # optional faster cell, same math
-            kwargs["cell_cls"] = FastSearchCell
-        elif impl != "reference":
+        if impl == "fast":  # same math, batched; extra kwargs: channels_last, bf16, compile
+            from spaces.nb201_fast import FastSupernet
+            return FastSupernet(**kwargs)
+        if impl != "reference":
             raise ValueError(f"unknown NB201 supernet impl {impl!r}; valid: reference, fast")
         return Supernet(**kwargs)
 

@@ -1,0 +1,219 @@
+"""Search-step speed of the NB201 supernet: reference (one module per op per edge) vs fast.
+
+For each method, one search step (its arch step and weight step, in the paper profile's
+order) on the paper-size supernet (C=16, N=5, batch 64) with random images. Variants are
+timed interleaved in one process (best of --repeats) so the ratios compare like with like
+on a shared machine. Images/s counts the train and the valid batch of a step (2 x batch).
+Peak memory: CUDA's allocator peak; on CPU the peak resident memory of one step above the
+built model, in a fresh process (`--no-cpu-memory` skips those processes). With a GPU: throughput of K runs packed
+on it (K processes stepping at once) vs one run.
+
+    python benchmark/speed.py [--methods darts] [--devices cpu,cuda:0] [--repeats 5]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+if not __package__:  # run as a script: make the repo importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+# name -> supernet kwargs (on top of the paper profile's)
+VARIANTS = {
+    "reference": dict(impl="reference"),
+    "fast": dict(impl="fast"),
+    "fast-nchw": dict(impl="fast", channels_last=False),
+    "fast-bf16": dict(impl="fast", bf16=True),
+    "fast-compile": dict(impl="fast", compile=True),
+}
+CPU_VARIANTS = ("reference", "fast", "fast-nchw")
+CUDA_VARIANTS = ("reference", "fast", "fast-bf16")
+
+
+def make_step(method: str, variant: str, device: str, batch: int, seed: int = 0):
+    """A zero-argument callable doing one search step of `method` with the given supernet."""
+    import dataclasses
+    from benchmark.config import resolve_config
+    from methods.base import StepContext
+    from methods.registry import get_method
+    from spaces import get_space
+    cfg = resolve_config("nb201", method, seed, "paper")
+    cfg = dataclasses.replace(cfg, batch_size=batch, supernet={**cfg.supernet, **VARIANTS[variant]})
+    torch.manual_seed(seed)
+    space = get_space("nb201")
+    net = space.supernet(**cfg.supernet).to(device).train()
+    m = get_method(method)(space, net, cfg, torch.Generator().manual_seed(seed), device)
+    w_opt = torch.optim.SGD(net.parameters(), lr=cfg.w_lr, momentum=cfg.w_momentum,
+                            nesterov=cfg.w_nesterov, weight_decay=cfg.w_weight_decay)
+    ctx = StepContext(net, w_opt, 1, cfg.epochs, cfg.grad_clip, 25000, 25000)
+    g = torch.Generator().manual_seed(seed)
+    tb = (torch.randn(batch, 3, 32, 32, generator=g).to(device), torch.randint(10, (batch,), generator=g).to(device))
+    vb = (torch.randn(batch, 3, 32, 32, generator=g).to(device), torch.randint(10, (batch,), generator=g).to(device))
+
+    def step() -> None:
+        if cfg.arch_first:
+            m.arch_step(tb, vb, ctx)
+            m.weight_step(tb, ctx)
+        else:
+            m.weight_step(tb, ctx)
+            m.arch_step(tb, vb, ctx)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize(device)
+    return step
+
+
+def time_variants(method: str, variants, device: str, batch: int, repeats: int, warmup: int) -> dict:
+    steps = {v: make_step(method, v, device, batch) for v in variants}
+    best = {v: float("inf") for v in variants}
+    peak = {}
+    for v, step in steps.items():
+        if device.startswith("cuda"):
+            torch.cuda.reset_peak_memory_stats(device)
+        for _ in range(warmup):
+            step()
+        if device.startswith("cuda"):
+            peak[v] = torch.cuda.max_memory_allocated(device) / 2**20
+    for _ in range(repeats):  # interleaved: load changes hit every variant alike
+        for v, step in steps.items():
+            t = time.perf_counter()
+            step()
+            best[v] = min(best[v], time.perf_counter() - t)
+    return {v: {"step_s": best[v], "images_per_s": 2 * batch / best[v], "peak_mib": peak.get(v)}
+            for v in variants}
+
+
+def _vm_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def _step_peak_mib(method: str, variant: str, batch: int) -> float:
+    """In a fresh process: peak RSS (MiB) of one step above the built model's RSS.
+    Linux: writing 5 to clear_refs resets the peak (VmHWM), so importing torch does not count."""
+    step = make_step(method, variant, "cpu", batch)
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _vm_kib("VmRSS")
+    step()
+    return (_vm_kib("VmHWM") - before) / 1024
+
+
+def cpu_peak_mib(method: str, variant: str, batch: int, threads: int | None) -> float | None:
+    """Peak resident memory of one CPU step (a fresh process each, so no variant inherits
+    another's freed-but-kept pages); None where /proc is not Linux's."""
+    code = (f"import sys, torch; sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
+            + (f"torch.set_num_threads({threads})\n" if threads else "")
+            + "from benchmark.speed import _step_peak_mib\n"
+            f"print(_step_peak_mib({method!r}, {variant!r}, {batch}))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    try:
+        return float(r.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None
+
+
+def _pack_worker(rank: int, method: str, variant: str, device: str, batch: int, steps: int,
+                 warmup: int, barrier, results) -> None:
+    step = make_step(method, variant, device, batch, seed=rank)
+    for _ in range(warmup):
+        step()
+    barrier.wait()
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    results[rank] = (t, time.perf_counter())
+
+
+def packed_throughput(k: int, method: str, variant: str, device: str, batch: int, steps: int,
+                      warmup: int) -> float:
+    """Images/s of k runs stepping at once on one device (separate processes, as --per-device)."""
+    import torch.multiprocessing as mp
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(k), ctx.Manager().dict()
+    procs = [ctx.Process(target=_pack_worker, args=(r, method, variant, device, batch, steps, warmup,
+                                                    barrier, results)) for r in range(k)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    if len(results) != k:
+        raise RuntimeError(f"{k - len(results)} packed worker(s) failed")
+    t0, t1 = min(s for s, _ in results.values()), max(e for _, e in results.values())
+    return k * steps * 2 * batch / (t1 - t0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from methods.registry import available
+    p = argparse.ArgumentParser(prog="python benchmark/speed.py", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--methods", default=",".join(available()), help="comma list (default: all registered)")
+    p.add_argument("--devices", default=None, help="comma list (default: cpu, plus cuda:0 when present)")
+    p.add_argument("--batch", type=int, default=64, help="batch size (default 64, the paper's)")
+    p.add_argument("--repeats", type=int, default=5, help="timed steps per variant; the best counts (default 5)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1; more with compile)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default torch's)")
+    p.add_argument("--variants", default=None,
+                   help=f"comma list of {', '.join(VARIANTS)} (default: {','.join(CPU_VARIANTS)} on CPU, "
+                        f"{','.join(CUDA_VARIANTS)} on CUDA)")
+    p.add_argument("--pack", default="1,2,4,8", help="K values for the packing test on a GPU (default 1,2,4,8)")
+    p.add_argument("--pack-steps", type=int, default=10, help="timed steps per packed run (default 10)")
+    p.add_argument("--pack-device", default=None, help="device for packing (default cuda:0 when present; 'none' skips)")
+    p.add_argument("--no-cpu-memory", action="store_true", help="skip the CPU peak-memory processes")
+    p.add_argument("--json", help="also write the figures to this JSON file")
+    args = p.parse_args(argv)
+    methods = [m for m in args.methods.split(",") if m]
+    bad = [m for m in methods if m not in available()]
+    devices = (args.devices or ("cpu,cuda:0" if torch.cuda.is_available() else "cpu")).split(",")
+    bad_dev = [d for d in devices if d != "cpu" and not (d.startswith("cuda") and torch.cuda.is_available())]
+    variants = args.variants.split(",") if args.variants else None
+    if bad or bad_dev or (variants and set(variants) - set(VARIANTS)) or min(args.repeats, args.batch) < 1:
+        print(f"error: check --methods (valid: {', '.join(available())}), --devices (cpu"
+              f"{', cuda:N' if torch.cuda.is_available() else '; no CUDA here'}), --variants "
+              f"({', '.join(VARIANTS)}), --repeats/--batch >= 1", file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    report: dict = {"batch": args.batch, "torch": torch.__version__, "threads": torch.get_num_threads(),
+                    "steps": {}, "packing": {}}
+    print(f"NB201 supernet C=16 N=5, batch {args.batch}, best of {args.repeats}; torch "
+          f"{torch.__version__}, {torch.get_num_threads()} CPU threads")
+    print(f"{'device':8} {'method':10} {'variant':13} {'step s':>8} {'img/s':>8} {'peak MiB':>9} {'speedup':>8}")
+    for device in devices:
+        vs = variants or (CUDA_VARIANTS if device.startswith("cuda") else CPU_VARIANTS)
+        for method in methods:
+            res = time_variants(method, vs, device, args.batch, args.repeats, args.warmup)
+            if device == "cpu" and not args.no_cpu_memory:
+                for v in vs:
+                    res[v]["peak_mib"] = cpu_peak_mib(method, v, args.batch, args.threads)
+            base = res[vs[0]]["step_s"]
+            for v in vs:
+                r = res[v]
+                r["speedup_vs_" + vs[0]] = base / r["step_s"]
+                mem = f"{r['peak_mib']:.0f}" if r["peak_mib"] is not None else "-"
+                print(f"{device:8} {method:10} {v:13} {r['step_s']:8.3f} {r['images_per_s']:8.1f} "
+                      f"{mem:>9} {base / r['step_s']:7.2f}x", flush=True)
+            report["steps"][f"{device}/{method}"] = res
+    pack_dev = args.pack_device or ("cuda:0" if torch.cuda.is_available() else "none")
+    if pack_dev != "none":
+        method = methods[0]
+        print(f"packing on {pack_dev}: {method}, fast supernet, {args.pack_steps} steps per run")
+        one = None
+        for k in (int(x) for x in args.pack.split(",")):
+            ips = packed_throughput(k, method, "fast", pack_dev, args.batch, args.pack_steps, args.warmup)
+            one = one or ips
+            report["packing"][k] = ips
+            print(f"  K={k}: {ips:8.1f} img/s in all, {ips / one:5.2f}x one run's", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
