@@ -13,7 +13,7 @@ BENCH = Path(os.environ.get("NAS_BENCHMARKS") or ROOT.parent / "shared/data")
 
 
 def run_tiny(method: str, tmp_path: Path, sets: list[str] | None = None, epochs: int = 1) -> list[dict]:
-    """Smoke profile, `epochs` epoch(s), 64 images per half; returns the epoch records."""
+    """Smoke profile, `epochs` epoch(s), 32 images per half (one step of the smoke batch); returns the epoch records."""
     if not DATA.is_file():
         pytest.skip(f"CIFAR-10 not found at {DATA}; set NAS_DATA")
     from benchmark.config import resolve_config
@@ -23,7 +23,7 @@ def run_tiny(method: str, tmp_path: Path, sets: list[str] | None = None, epochs:
     split = find_split_file(BENCH)
     if split is None:
         pytest.skip(f"no cifar-split.txt under {BENCH}; set NAS_BENCHMARKS")
-    cfg = resolve_config("nb201", method, 0, "smoke", epochs, ["train_subset=64", *(sets or [])])
+    cfg = resolve_config("nb201", method, 0, "smoke", epochs, ["train_subset=32", *(sets or [])])
     data = cached_data(str(DATA))
     _, _, source = make_split(cfg.split, len(data.y_train), cfg.seed, split)
     import dataclasses
