@@ -19,6 +19,8 @@ Our choices (documented adaptations, not from the source):
   the same role and is non-negative (REFERENCE.md). Scale: mean NLL over the batch (assumed).
 - The space protocol passes ONE set of mixing weights to every cell, so switches are shared
   by all cells and each group norm sqrt(sum_cells s^2 omega^2) has one term: |s| omega.
+- Cost: one forward-mode JVP per switch per update (30 on NB201) on the last training batch;
+  `curvature_batch_size` can use fewer images (the smoke profile uses 8).
 - The authors run one switch-training epoch and one update; we spread it over the profile's
   epochs with an update every `update_every` epochs (default 1, assumed).
 - Derivation on NB201 (no reference exists): an edge whose gamma_e < `threshold` becomes
@@ -52,6 +54,7 @@ class BayesNASOptions:
     lambda_child: float = 0.01    # sparsity weight of op switches (authors' grid; choice assumed)
     update_every: int = 1         # epochs between Bayesian updates (our adaptation, assumed)
     threshold: float = 0.01       # edge gamma below it -> `none` (our NB201 rule, assumed)
+    curvature_batch_size: int = 0  # images of the last training batch for H; 0 = all (authors)
 
 
 def ggn_diagonal(fn: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor,
@@ -102,6 +105,13 @@ class BayesNAS(SearchMethod):
         self.omega_op = {k: u(s) for k, s in shapes.items()}
         self.last_batch: Batch | None = None
         super().__init__(space, supernet, cfg, generator, device)
+
+    @classmethod
+    def profile_overrides(cls, space: str, profile: str) -> dict:
+        out = super().profile_overrides(space, profile)
+        if profile == "smoke":  # one JVP per switch (30 on NB201): keep the smoke run quick
+            out["method_options"] = {"curvature_batch_size": 8}
+        return out
 
     def make_arch_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.arch_parameters(), lr=self.opts.switch_lr,
@@ -171,7 +181,8 @@ class BayesNAS(SearchMethod):
     def epoch_end(self, epoch: int, ctx: StepContext) -> dict:
         if self.last_batch is None or epoch % self.opts.update_every:
             return {}
-        h_edge, h_op = self.curvature(self.last_batch)
+        n = self.opts.curvature_batch_size or len(self.last_batch[1])
+        h_edge, h_op = self.curvature((self.last_batch[0][:n], self.last_batch[1][:n]))
         o = self.opts
         for k in self.edge_sw:
             ge, self.omega_edge[k] = self.hard_update(self.edge_sw[k], self.gamma_edge[k], h_edge[k], o.lambda_origin)

@@ -66,8 +66,14 @@ def test_derivation_rule_and_other_spaces(tmp_path):
 
 
 def test_bayesnas_end_to_end(tmp_path):
-    recs = run_tiny("bayesnas", tmp_path)
+    recs = run_tiny("bayesnas", tmp_path, ["method.curvature_batch_size=4"])
     check_layout(recs)
     assert recs[-1]["diagnostics"]["bayesnas_update"] is True
     assert all(v >= 0 for row in recs[-1]["diagnostics"]["curvature_op"]["alpha"] for v in row)
     assert recs[-1]["arch"]["edge_switch"]["alpha"] != [1.0] * 6   # switches trained
+
+
+def test_smoke_profile_small_curvature_batch_paper_full():
+    from benchmark.config import resolve_config
+    assert resolve_config("nb201", "bayesnas", 0, "smoke").method_options == {"curvature_batch_size": 8}
+    assert resolve_config("nb201", "bayesnas", 0, "paper").method_options == {}
