@@ -114,7 +114,14 @@ class SearchMethod:
         return {"train_loss": loss.item(), "train_acc": accuracy(logits, batch[1])}
 
     def derive(self) -> str:
+        """The genotype recorded each epoch (the per-epoch trajectory)."""
         return self.space.derive({k: v.detach().cpu() for k, v in self.alphas.items()})
+
+    def final_genotype(self) -> str:
+        """The method's answer at the end of the search. Equal to `derive()` unless a method
+        post-selects (BaLeNAS-TF: the proxy's pick, also in the last record's
+        diagnostics['selected_genotype'])."""
+        return self.derive()
 
     def arch_record(self) -> dict:
         """JSON-able architecture state for the epoch record."""

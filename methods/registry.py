@@ -9,6 +9,12 @@ import importlib
 _METHODS = {
     "darts": "methods.darts:Darts",
     "darts-2nd": "methods.darts:Darts2nd",
+    "sdarts-rs": "methods.sdarts:SdartsRS",
+    "sdarts-adv": "methods.sdarts:SdartsADV",
+    "bayesnas": "methods.bayesnas:BayesNAS",
+    "balenas": "methods.balenas:Balenas",
+    "balenas-tf": "methods.balenas_tf:BalenasTF",
+    "random-ws": "methods.random_ws:RandomWS",
 }
 
 

@@ -1,0 +1,98 @@
+"""BaLeNAS (Zhang et al., CVPR 2022): architecture weights as a Gaussian q(alpha) = N(mu, sigma^2)
+learned by natural-gradient VI in its Adam form (Vadam, methods/vadam.py), dropped in where
+DARTS uses Adam (REFERENCE.md section 3).
+
+Architecture step: Vadam samples alpha~ = mu + eps*sigma (S samples), takes the base gradient
+of L_val at each sample (first order = grad_alpha L_val; second order = the unrolled DARTS
+gradient of methods/darts.py), and updates mu. Weight step: at alpha = mu (softmax(mu)).
+Derived cell: argmax of mu (the base `derive`, since self.alphas holds mu). Records mu and
+sigma each epoch.
+
+Defaults: the first author's public related code (iDARTS) builds
+Vadam(lr=3e-4, betas=(0.5, 0.999), prec_init=1, train_set_size=25000, num_samples=1) with
+prior precision 1 -- "author code, not confirmed for the paper". lr and betas come from the
+profile's a_lr / a_betas (3e-4, (0.5, 0.999)); the profile's a_weight_decay is NOT used (the
+Gaussian prior takes its place). Assumed: `train_set_size` defaults to the size of the
+architecture split as used (25,000 in the paper profile; smaller with train_subset); the base
+gradient order defaults to 1 (first order); step order: architecture first (author code).
+Space-agnostic: every architecture tensor of `space.arch_shapes()` gets a mean and a sigma.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from methods.base import Batch, SearchMethod, StepContext, accuracy
+from methods.darts import unrolled_arch_grad
+from methods.vadam import Vadam
+
+
+@dataclass
+class BalenasOptions:
+    num_samples: int = 1               # S Monte Carlo samples per step (author code)
+    prior_prec: float = 1.0            # lambda, prior precision (author code)
+    prec_init: float = 1.0             # initial precision: sigma_0 = 1/sqrt(prec_init) (author code)
+    train_set_size: int | None = None  # N; None = the architecture split as used (assumed)
+    order: int = 1                     # base gradient: 1 first order, 2 unrolled (assumed default 1)
+
+
+class Balenas(SearchMethod):
+    name = "balenas"
+    Options = BalenasOptions
+    arch_first = True
+
+    def __init__(self, space, supernet, cfg, generator, device="cpu"):
+        self.sample_gen = torch.Generator().manual_seed(int(cfg.seed) * 7919 + 23)
+        super().__init__(space, supernet, cfg, generator, device)
+        if self.opts.order not in (1, 2):
+            raise ValueError(f"method.order must be 1 or 2, got {self.opts.order}")
+
+    @classmethod
+    def profile_overrides(cls, space: str, profile: str) -> dict[str, Any]:
+        return {"arch_first": cls.arch_first}
+
+    def arch_split_size(self) -> int:
+        if self.opts.train_set_size is not None:
+            return int(self.opts.train_set_size)
+        return int(self.cfg.train_subset or 25000)
+
+    def make_arch_optimizer(self) -> torch.optim.Optimizer:
+        o = self.opts
+        return Vadam(self.arch_parameters(), train_set_size=self.arch_split_size(), lr=self.cfg.a_lr,
+                     betas=tuple(self.cfg.a_betas), prior_prec=o.prior_prec, prec_init=o.prec_init,
+                     num_samples=o.num_samples, generator=self.sample_gen)
+
+    def sigmas(self) -> dict[str, torch.Tensor]:
+        return {k: self.arch_optimizer.sigma(v) for k, v in self.alphas.items()}
+
+    def arch_step(self, train_batch: Batch, valid_batch: Batch, ctx: StepContext) -> dict:
+        params = self.arch_parameters()
+        seen: list = []
+
+        def closure() -> torch.Tensor:  # evaluated by Vadam at each sampled alpha~
+            if self.opts.order == 2:
+                grads, loss, logits = unrolled_arch_grad(self, train_batch, valid_batch, ctx.w_optimizer)
+            else:
+                loss, logits = self.loss(self.mixing_weights(), valid_batch)
+                grads = torch.autograd.grad(loss, params)
+            for p, g in zip(params, grads):
+                p.grad = g.detach()
+            seen.append(accuracy(logits, valid_batch[1]))
+            return loss.detach()
+        loss = self.arch_optimizer.step(closure)
+        return {"valid_loss": loss.item(), "valid_acc": sum(seen) / len(seen)}
+
+    def arch_record(self) -> dict:
+        rec = super().arch_record()
+        rec["mu"] = rec.pop("alpha")
+        rec["sigma"] = {k: v.cpu().tolist() for k, v in self.sigmas().items()}
+        return rec
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "sample_gen": self.sample_gen.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.sample_gen.set_state(state["sample_gen"])

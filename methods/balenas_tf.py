@@ -1,0 +1,116 @@
+"""BaLeNAS-TF (Zhang et al., CVPR 2022): BaLeNAS, then a training-free selection from q.
+
+Selection: draw `num_candidates` architectures alpha ~ N(mu, sigma^2) and derive each
+(space.derive), drop duplicates, score each with a training-free proxy (methods/proxies.py;
+default NASWOT) on a randomly initialised standalone network (space.network) and one batch
+of TRAINING data (the last `proxy_batch_size` training images the weight steps saw, kept
+from the batches; no data is loaded here), return the best (ties: first sampled).
+Applied at the last epoch and, every `select_every` epochs, during the search.
+
+Records: the record's `genotype` stays argmax(mu) every epoch (the BaLeNAS trajectory). At a
+selection epoch, `diagnostics` holds
+  selected_genotype   the proxy's pick (at the last epoch: the method's final answer)
+  selected_score      its proxy score
+  tf_candidates       [{"genotype", "score"}] for every unique candidate, in sampling order
+  tf_proxy, tf_sampled, tf_unique
+and `final_genotype()` returns the last selection.
+Each candidate's network is initialised under a private RNG seeded from (seed, epoch,
+candidate rank), so scores are reproducible and the loop's RNG streams are untouched.
+
+Values: K = 100 (assumed; REFERENCE.md), NASWOT batch 128 (Mellor et al.), proxy default
+naswot (BaLeNAS paper), select_every 10 epochs (assumed); the rest as BaLeNAS.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from methods.balenas import Balenas, BalenasOptions
+from methods.base import Batch, StepContext
+from methods.proxies import PROXIES, score
+
+
+@dataclass
+class BalenasTFOptions(BalenasOptions):
+    num_candidates: int = 100     # K samples from q (assumed)
+    proxy: str = "naswot"         # naswot | synflow | grad_norm
+    proxy_batch_size: int = 128   # training images scored (NASWOT paper's batch)
+    select_every: int = 10        # epochs between selections during the search; 0 = end only (assumed)
+
+
+class BalenasTF(Balenas):
+    name = "balenas-tf"
+    Options = BalenasTFOptions
+
+    def __init__(self, space, supernet, cfg, generator, device="cpu"):
+        super().__init__(space, supernet, cfg, generator, device)
+        if self.opts.proxy not in PROXIES:
+            raise ValueError(f"method.proxy {self.opts.proxy!r}: valid: {', '.join(PROXIES)}")
+        self.select_gen = torch.Generator().manual_seed(int(cfg.seed) * 7919 + 29)
+        self.recent: list[Batch] = []
+        self.selected: str | None = None
+
+    @classmethod
+    def profile_overrides(cls, space: str, profile: str) -> dict[str, Any]:
+        out = super().profile_overrides(space, profile)
+        if profile == "smoke":  # seconds, not minutes, on a CPU
+            out["method_options"] = {"num_candidates": 8, "proxy_batch_size": 32}
+        return out
+
+    def weight_step(self, batch: Batch, ctx: StepContext) -> dict:
+        self.recent.append((batch[0].detach(), batch[1].detach()))
+        while sum(len(b[1]) for b in self.recent[1:]) >= self.opts.proxy_batch_size:
+            self.recent.pop(0)
+        return super().weight_step(batch, ctx)
+
+    def proxy_batch(self) -> Batch:
+        x = torch.cat([b[0] for b in self.recent])[-self.opts.proxy_batch_size:]
+        y = torch.cat([b[1] for b in self.recent])[-self.opts.proxy_batch_size:]
+        return x, y
+
+    def sample_candidates(self) -> tuple[list[str], int]:
+        """Unique derived genotypes of `num_candidates` draws from q, in order of first draw."""
+        seen: dict[str, None] = {}
+        mus = {k: v.detach().cpu() for k, v in self.alphas.items()}
+        sig = {k: v.cpu() for k, v in self.sigmas().items()}
+        for _ in range(self.opts.num_candidates):
+            draw = {k: mus[k] + sig[k] * torch.randn(mus[k].shape, generator=self.select_gen)
+                    for k in mus}
+            seen.setdefault(self.space.derive(draw), None)
+        return list(seen), self.opts.num_candidates
+
+    def select(self, epoch: int) -> dict:
+        genotypes, drawn = self.sample_candidates()
+        x, y = self.proxy_batch()
+        rows = []
+        for rank, g in enumerate(genotypes):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(self.cfg.seed) * 1_000_003 + epoch * 1009 + rank)
+                net = self.space.network(g).to(x.device)
+            rows.append({"genotype": g, "score": score(self.opts.proxy, net, x, y)})
+        best = max(rows, key=lambda r: r["score"])  # first of equals wins
+        self.selected = best["genotype"]
+        return {"selected_genotype": best["genotype"], "selected_score": best["score"],
+                "tf_candidates": rows, "tf_proxy": self.opts.proxy, "tf_sampled": drawn,
+                "tf_unique": len(rows)}
+
+    def epoch_end(self, epoch: int, ctx: StepContext) -> dict:
+        diag = super().epoch_end(epoch, ctx)
+        every = self.opts.select_every
+        if self.recent and (epoch == ctx.epochs or (every > 0 and epoch % every == 0)):
+            diag.update(self.select(epoch))
+        return diag
+
+    def final_genotype(self) -> str:
+        return self.selected if self.selected is not None else self.derive()
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "select_gen": self.select_gen.get_state(),
+                "selected": self.selected}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.select_gen.set_state(state["select_gen"])
+        self.selected = state.get("selected")

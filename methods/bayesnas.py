@@ -1,0 +1,232 @@
+"""BayesNAS (Zhou et al., ICML 2019) with the HARD prior, as REFERENCE.md section 3 gives it.
+
+Switches: per row of each architecture tensor (an NB201 edge) one edge switch s_e (it carries
+`none`: there is no op switch for `none`) and one op switch s_eo per other op. The supernet
+mixes with w[e, o] = s_e * s_eo (w[e, none] = 0; `none` outputs zero anyway). All switches
+start at 1 and train by SGD jointly with the weights on the TRAINING batches (single level;
+the architecture half is not used), loss = NLL + lambda_origin * sum_e |s_e| omega_e
++ lambda_child * sum_eo |s_eo| omega_eo.
+Bayesian update (every `update_every` epochs, at epoch end, on the last training batch):
+  H = diagonal curvature of the batch-mean NLL w.r.t. each switch (non-negative),
+  Htilde = H / lambda;  C = (1/gamma + Htilde)^-1;  omega = sqrt(|-C/gamma^2 + 1/gamma|);
+  gamma = |s| / omega;  then children: gamma_eo <- (1/gamma_eo + 1/gamma_e)^-1.
+gamma, omega start U(0, 1).
+
+Our choices (documented adaptations, not from the source):
+- Curvature: the exact diagonal of the generalised Gauss-Newton matrix, J^T (diag p - p p^T) J,
+  by one forward-mode JVP per switch (BN couples the batch, so J is the whole batch's
+  Jacobian). The authors use a layer-wise recursive approximation; a GGN diagonal serves
+  the same role and is non-negative (REFERENCE.md). Scale: mean NLL over the batch (assumed).
+- The space protocol passes ONE set of mixing weights to every cell, so switches are shared
+  by all cells and each group norm sqrt(sum_cells s^2 omega^2) has one term: |s| omega.
+- Cost: one forward-mode JVP per switch per update (30 on NB201) on the last training batch;
+  `curvature_batch_size` can use fewer images (the smoke profile uses 8).
+- The authors run one switch-training epoch and one update; we spread it over the profile's
+  epochs with an update every `update_every` epochs (default 1, assumed).
+- Derivation on NB201 (no reference exists): an edge whose gamma_e < `threshold` becomes
+  `none`, else the argmax of its op gammas over the 4 other ops. threshold 0.01 is assumed;
+  every epoch's gammas are recorded so other thresholds can be applied afterwards.
+- Spaces: needs to know which column is `none`; known for nb201 only. Other spaces (the
+  NB-1Shot1 ones have no `none` op and parent-choice rows) raise NotImplementedError.
+Defaults: switch SGD lr 0.1, momentum 0.9, no weight decay; lambda_origin = lambda_child =
+0.01 (from the authors' grid {0.005, 0.007, 0.01}; the choice of 0.01 is assumed).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from methods.base import Batch, SearchMethod, StepContext, accuracy
+from spaces.base import Weights
+
+NONE_COLUMN = {"nb201": 0}  # spaces with a `none` op: its column in every arch tensor
+
+
+@dataclass
+class BayesNASOptions:
+    switch_lr: float = 0.1        # SGD lr of the switches (authors)
+    switch_momentum: float = 0.9  # (authors)
+    lambda_origin: float = 0.01   # sparsity weight of edge switches (authors' grid; choice assumed)
+    lambda_child: float = 0.01    # sparsity weight of op switches (authors' grid; choice assumed)
+    update_every: int = 1         # epochs between Bayesian updates (our adaptation, assumed)
+    threshold: float = 0.01       # edge gamma below it -> `none` (our NB201 rule, assumed)
+    curvature_batch_size: int = 0  # images of the last training batch for H; 0 = all (authors)
+
+
+def ggn_diagonal(fn: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor,
+                 targets: torch.Tensor) -> torch.Tensor:
+    """diag(J^T H J) / B for the batch-mean cross-entropy of logits = fn(theta), H = diag(p) -
+    p p^T per sample, J = d logits / d theta (one JVP per coordinate). Equal to the exact
+    Hessian diagonal where the logits are linear in theta; never negative."""
+    theta = theta.detach()
+    with torch.no_grad():
+        p = torch.softmax(fn(theta), dim=-1)
+    out = torch.zeros_like(theta)
+    for i in range(theta.numel()):
+        tangent = torch.zeros_like(theta).flatten()
+        tangent[i] = 1.0
+        # torch.autograd.forward_ad rather than torch.func.jvp: the supernet's BN layers
+        # update buffers in place, which functorch transforms refuse.
+        with torch.autograd.forward_ad.dual_level():
+            dual = torch.autograd.forward_ad.make_dual(theta, tangent.view_as(theta))
+            jv = torch.autograd.forward_ad.unpack_dual(fn(dual)).tangent.detach()
+        quad = (p * jv * jv).sum(-1) - (p * jv).sum(-1) ** 2   # variance of jv under p, >= 0
+        out.view(-1)[i] = quad.clamp_min(0).mean()
+    return out
+
+
+class BayesNAS(SearchMethod):
+    name = "bayesnas"
+    Options = BayesNASOptions
+    arch_first = True  # there is no architecture step; the order is immaterial
+
+    def __init__(self, space, supernet: nn.Module, cfg, generator: torch.Generator, device="cpu"):
+        if space.name not in NONE_COLUMN:
+            raise NotImplementedError(
+                f"bayesnas: no derivation rule for space {space.name!r}; it is defined for "
+                f"{', '.join(NONE_COLUMN)} (needs a `none` op column in each architecture row)")
+        self.none_col = NONE_COLUMN[space.name]
+        shapes = space.arch_shapes()
+        self.edge_sw = {k: torch.ones(s[:-1], device=device, requires_grad=True) for k, s in shapes.items()}
+        self.op_sw = {k: torch.ones(s, device=device, requires_grad=True) for k, s in shapes.items()}
+        self.mask = {}
+        for k, s in shapes.items():
+            m = torch.ones(s, device=device)
+            m[..., self.none_col] = 0.0
+            self.mask[k] = m
+        u = lambda s: torch.rand(s, generator=generator).to(device)  # noqa: E731
+        self.gamma_edge = {k: u(s[:-1]) for k, s in shapes.items()}
+        self.omega_edge = {k: u(s[:-1]) for k, s in shapes.items()}
+        self.gamma_op = {k: u(s) for k, s in shapes.items()}
+        self.omega_op = {k: u(s) for k, s in shapes.items()}
+        self.last_batch: Batch | None = None
+        super().__init__(space, supernet, cfg, generator, device)
+
+    @classmethod
+    def profile_overrides(cls, space: str, profile: str) -> dict:
+        out = super().profile_overrides(space, profile)
+        if profile == "smoke":  # one JVP per switch (30 on NB201): keep the smoke run quick
+            out["method_options"] = {"curvature_batch_size": 8}
+        return out
+
+    def make_arch_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.arch_parameters(), lr=self.opts.switch_lr,
+                               momentum=self.opts.switch_momentum, weight_decay=0.0)
+
+    def arch_parameters(self) -> list[torch.Tensor]:
+        return list(self.edge_sw.values()) + list(self.op_sw.values())
+
+    def _weights_from(self, edge: Weights, op: Weights) -> Weights:
+        return {k: edge[k].unsqueeze(-1) * op[k] * self.mask[k] for k in edge}
+
+    def mixing_weights(self) -> Weights:
+        return self._weights_from(self.edge_sw, self.op_sw)
+
+    def sparsity(self) -> torch.Tensor:
+        o = self.opts
+        return sum(o.lambda_origin * (self.edge_sw[k].abs() * self.omega_edge[k]).sum()
+                   + o.lambda_child * (self.op_sw[k].abs() * self.omega_op[k] * self.mask[k]).sum()
+                   for k in self.edge_sw)
+
+    # ----- steps -------------------------------------------------------------------------
+    def arch_step(self, train_batch: Batch, valid_batch: Batch, ctx: StepContext) -> dict:
+        return {}  # single level: the switches train with the weights in weight_step
+
+    def weight_step(self, batch: Batch, ctx: StepContext) -> dict:
+        ctx.w_optimizer.zero_grad(set_to_none=True)
+        self.arch_optimizer.zero_grad(set_to_none=True)
+        nll, logits = self.loss(self.mixing_weights(), batch)
+        (nll + self.sparsity()).backward()
+        nn.utils.clip_grad_norm_(self.supernet.parameters(), ctx.grad_clip)
+        ctx.w_optimizer.step()
+        self.arch_optimizer.step()
+        self.last_batch = (batch[0].detach(), batch[1].detach())
+        return {"train_loss": nll.item(), "train_acc": accuracy(logits, batch[1])}
+
+    # ----- the Bayesian update -------------------------------------------------------------
+    def curvature(self, batch: Batch) -> tuple[Weights, Weights]:
+        """GGN diagonal of the batch-mean NLL w.r.t. every edge and op switch."""
+        keys = list(self.edge_sw)
+        sizes = [self.edge_sw[k].numel() for k in keys] + [self.op_sw[k].numel() for k in keys]
+        theta = torch.cat([t.detach().flatten() for t in self.arch_parameters()])
+
+        def fn(flat: torch.Tensor) -> torch.Tensor:
+            parts = list(torch.split(flat, sizes))
+            edge = {k: parts[i].view_as(self.edge_sw[k]) for i, k in enumerate(keys)}
+            op = {k: parts[len(keys) + i].view_as(self.op_sw[k]) for i, k in enumerate(keys)}
+            return self.supernet(batch[0], self._weights_from(edge, op))
+        buffers = {k: v.clone() for k, v in self.supernet.named_buffers()}
+        try:
+            h = ggn_diagonal(fn, theta, batch[1])
+        finally:  # the extra forwards must not move BN running statistics
+            with torch.no_grad():
+                for k, v in self.supernet.named_buffers():
+                    v.copy_(buffers[k])
+        parts = list(torch.split(h, sizes))
+        return ({k: parts[i].view_as(self.edge_sw[k]) for i, k in enumerate(keys)},
+                {k: parts[len(keys) + i].view_as(self.op_sw[k]) for i, k in enumerate(keys)})
+
+    @staticmethod
+    def hard_update(s: torch.Tensor, gamma: torch.Tensor, h: torch.Tensor, lam: float):
+        """One HARD-prior update of (gamma, omega) from switch values s and curvature h."""
+        ht = h / lam
+        c = 1.0 / (1.0 / gamma + ht)
+        omega = (-c / gamma ** 2 + 1.0 / gamma).abs().sqrt().clamp_min(1e-12)
+        return s.detach().abs() / omega, omega
+
+    def epoch_end(self, epoch: int, ctx: StepContext) -> dict:
+        if self.last_batch is None or epoch % self.opts.update_every:
+            return {}
+        n = self.opts.curvature_batch_size or len(self.last_batch[1])
+        h_edge, h_op = self.curvature((self.last_batch[0][:n], self.last_batch[1][:n]))
+        o = self.opts
+        for k in self.edge_sw:
+            ge, self.omega_edge[k] = self.hard_update(self.edge_sw[k], self.gamma_edge[k], h_edge[k], o.lambda_origin)
+            go, self.omega_op[k] = self.hard_update(self.op_sw[k], self.gamma_op[k], h_op[k], o.lambda_child)
+            self.gamma_edge[k] = ge
+            self.gamma_op[k] = 1.0 / (1.0 / go + 1.0 / ge.unsqueeze(-1))
+        return {"bayesnas_update": True,
+                "curvature_edge": {k: v.cpu().tolist() for k, v in h_edge.items()},
+                "curvature_op": {k: v.cpu().tolist() for k, v in h_op.items()}}
+
+    # ----- views ---------------------------------------------------------------------------
+    def derive_scores(self) -> Weights:
+        out = {}
+        for k, ge in self.gamma_edge.items():
+            sc = self.gamma_op[k].detach().clone().cpu()
+            sc[..., self.none_col] = -float("inf")
+            dead = (ge.cpu() < self.opts.threshold)
+            sc[dead] = -float("inf")
+            sc[..., self.none_col] = torch.where(dead, 1.0, -float("inf"))
+            out[k] = sc
+        return out
+
+    def derive(self) -> str:
+        return self.space.derive(self.derive_scores())
+
+    def arch_record(self) -> dict:
+        t = lambda d: {k: v.detach().cpu().tolist() for k, v in d.items()}  # noqa: E731
+        return {"edge_switch": t(self.edge_sw), "op_switch": t(self.op_sw),
+                "gamma_edge": t(self.gamma_edge), "gamma_op": t(self.gamma_op),
+                "omega_edge": t(self.omega_edge), "omega_op": t(self.omega_op),
+                "weights": t(self.eval_weights())}
+
+    def state_dict(self) -> dict:
+        c = lambda d: {k: v.detach().cpu().clone() for k, v in d.items()}  # noqa: E731
+        return {"edge_sw": c(self.edge_sw), "op_sw": c(self.op_sw),
+                "gamma_edge": c(self.gamma_edge), "gamma_op": c(self.gamma_op),
+                "omega_edge": c(self.omega_edge), "omega_op": c(self.omega_op),
+                "arch_optimizer": self.arch_optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        with torch.no_grad():
+            for name in ("edge_sw", "op_sw"):
+                for k, v in state[name].items():
+                    getattr(self, name)[k].copy_(v)
+        for name in ("gamma_edge", "gamma_op", "omega_edge", "omega_op"):
+            setattr(self, name, {k: v.to(self.device) for k, v in state[name].items()})
+        self.arch_optimizer.load_state_dict(state["arch_optimizer"])

@@ -1,0 +1,132 @@
+"""SDARTS (Chen & Hsieh, ICML 2020): smoothed DARTS by random (RS) or adversarial (ADV)
+perturbation of the architecture during the weight step (REFERENCE.md section 3).
+
+Architecture step: as DARTS first order (the base hooks). Weight step: abar = normalize(alpha)
+(softmax per row), perturbed, fed to the supernet as the mixing weights directly:
+  eps_t = epsilon_min + (epsilon_max - epsilon_min) * (epoch - 1) / epochs   (0-based epoch,
+          as the SDARTS code counts)
+  RS : abar += U[-eps_t, eps_t]; clip.
+  ADV: PGD maximising L_train(w, abar) on the same training batch, supernet in eval mode;
+       random start U[-eps_t, eps_t]; `attack_steps` steps of size 2*eps_t/attack_steps along
+       sign(grad); after each: project onto ||abar - abar0||_inf <= eps_t, clip; if the final
+       loss is below the unperturbed one, abar0 is used.
+  clip: clamp to [0, 1]; a row summing to 0 gets 1 at its (pre-clamp) argmax; rows renormalised.
+
+Source values: epsilon 0.03 -> 0.3, 7 steps, step 2*eps/7 (SDARTS paper and code). On NB201
+the SDARTS code's protocol differs from AutoDL's (100 epochs, wd 3e-4, no Nesterov, contiguous
+halves, BN track_running_stats=True, architecture step first): the `paper` profile applies it.
+Space-agnostic: every architecture tensor's last dim is treated as one simplex row.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from benchmark.config import space_profile
+from methods.base import Batch, SearchMethod, StepContext
+from spaces.base import Weights
+
+
+@dataclass
+class SdartsOptions:
+    epsilon_min: float = 0.03   # eps at the first epoch (SDARTS code)
+    epsilon_max: float = 0.3    # eps approached at the last epoch (SDARTS paper, `epsilon_alpha`)
+    attack_steps: int = 7       # PGD steps (ADV only; SDARTS paper)
+
+
+def clip_simplex(w: torch.Tensor) -> torch.Tensor:
+    """Rows (last dim) clamped to [0, 1] and renormalised; an all-zero row becomes one-hot at
+    its argmax before clamping."""
+    arg = w.argmax(dim=-1, keepdim=True)
+    out = w.clamp(0.0, 1.0)
+    dead = out.sum(dim=-1, keepdim=True) == 0
+    out = torch.where(dead, torch.zeros_like(out).scatter(-1, arg, 1.0), out)
+    return out / out.sum(dim=-1, keepdim=True)
+
+
+def epsilon(opts: SdartsOptions, epoch: int, epochs: int) -> float:
+    return opts.epsilon_min + (opts.epsilon_max - opts.epsilon_min) * (epoch - 1) / epochs
+
+
+def _uniform(like: torch.Tensor, eps: float, gen: torch.Generator) -> torch.Tensor:
+    u = torch.rand(like.shape, generator=gen, dtype=like.dtype).to(like.device)
+    return (2 * u - 1) * eps
+
+
+def pgd_attack(loss_fn, abar0: Weights, eps: float, steps: int, gen: torch.Generator) -> tuple[Weights, dict]:
+    """Projected sign-gradient ascent of `loss_fn(weights) -> scalar` within the eps ball.
+
+    As in the SDARTS code the clip follows the projection, so the clip's renormalisation can
+    move a row slightly beyond eps (a few percent of eps); the projected iterate is within it.
+    """
+    step = 2 * eps / steps
+    abar = {k: clip_simplex(v + _uniform(v, eps, gen)) for k, v in abar0.items()}
+    dev = 0.0  # largest |abar - abar0| after the projection, before the clip
+    for _ in range(steps):
+        req = {k: v.clone().requires_grad_() for k, v in abar.items()}
+        grads = torch.autograd.grad(loss_fn(req), list(req.values()))
+        with torch.no_grad():
+            abar = {}
+            for (k, v), g in zip(req.items(), grads):
+                moved = v + step * g.sign()
+                moved = abar0[k] + (moved - abar0[k]).clamp(-eps, eps)
+                dev = max(dev, (moved - abar0[k]).abs().max().item())
+                abar[k] = clip_simplex(moved)
+    with torch.no_grad():
+        loss_adv, loss_clean = loss_fn(abar).item(), loss_fn(abar0).item()
+    if loss_adv < loss_clean:
+        abar = abar0
+    return abar, {"loss_adv": max(loss_adv, loss_clean), "loss_clean": loss_clean,
+                  "projected_deviation": dev}
+
+
+class _Sdarts(SearchMethod):
+    Options = SdartsOptions
+    arch_first = True
+
+    def __init__(self, space, supernet, cfg, generator, device="cpu"):
+        super().__init__(space, supernet, cfg, generator, device)
+        self.noise = torch.Generator().manual_seed(int(cfg.seed) * 7919 + 11)
+
+    @classmethod
+    def profile_overrides(cls, space: str, profile: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"arch_first": True}
+        if space == "nb201" and profile == "paper":
+            supernet = space_profile(space, profile)["supernet"]
+            supernet["track_running_stats"] = True
+            out.update(epochs=100, w_weight_decay=3e-4, w_nesterov=False, split="contiguous",
+                       supernet=supernet)
+        return out
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "noise": self.noise.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.noise.set_state(state["noise"])
+
+
+class SdartsRS(_Sdarts):
+    name = "sdarts-rs"
+
+    def weight_step_weights(self, batch: Batch, ctx: StepContext) -> Weights:
+        eps = epsilon(self.opts, ctx.epoch, ctx.epochs)
+        return {k: clip_simplex(v + _uniform(v, eps, self.noise)) for k, v in self.eval_weights().items()}
+
+
+class SdartsADV(_Sdarts):
+    name = "sdarts-adv"
+
+    def weight_step_weights(self, batch: Batch, ctx: StepContext) -> Weights:
+        eps = epsilon(self.opts, ctx.epoch, ctx.epochs)
+        was_training = self.supernet.training
+        self.supernet.eval()  # the SDARTS attack runs in eval mode (matters with running stats)
+        try:
+            abar, _ = pgd_attack(lambda w: F.cross_entropy(self.supernet(batch[0], w), batch[1]),
+                                 self.eval_weights(), eps, self.opts.attack_steps, self.noise)
+        finally:
+            self.supernet.train(was_training)
+        return abar

@@ -1,0 +1,60 @@
+import torch
+
+from benchmark.config import resolve_config
+from methods.sdarts import clip_simplex, epsilon, pgd_attack, SdartsOptions
+from tests.e2e import check_layout, run_tiny
+
+
+def test_clip_keeps_rows_on_simplex():
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(50, 5, generator=g) * 0.7
+    w[3] = -torch.rand(5, generator=g)          # a row with no positive entry
+    w[3, 2] = -0.01                             # its argmax
+    out = clip_simplex(w)
+    assert (out >= 0).all() and (out <= 1).all()
+    assert torch.allclose(out.sum(-1), torch.ones(50))
+    assert torch.equal(out[3], torch.tensor([0, 0, 1.0, 0, 0]))
+    p = torch.softmax(torch.randn(4, 5, generator=g), -1)
+    assert torch.allclose(clip_simplex(p), p)   # already on the simplex: unchanged
+
+
+def test_epsilon_ramp():
+    o = SdartsOptions()
+    assert abs(epsilon(o, 1, 100) - 0.03) < 1e-12
+    assert abs(epsilon(o, 51, 100) - (0.03 + 0.27 * 0.5)) < 1e-12
+
+
+def test_pgd_raises_loss_and_stays_in_ball():
+    g = torch.Generator().manual_seed(1)
+    feats = torch.randn(32, 6, 5, 3, generator=g)   # logits = sum_e,o w[e,o] * feats[:, e, o]
+    y = torch.randint(0, 3, (32,), generator=g)
+
+    def loss_fn(w):
+        logits = torch.einsum("neoc,eo->nc", feats, w["alpha"])
+        return torch.nn.functional.cross_entropy(logits, y)
+    abar0 = {"alpha": torch.softmax(torch.randn(6, 5, generator=g), -1)}
+    eps = 0.2
+    abar, info = pgd_attack(loss_fn, abar0, eps, 7, g)
+    assert loss_fn(abar).item() > loss_fn(abar0).item()
+    # In the ball after every projection; the SDARTS clip's renormalisation that follows may
+    # move a coordinate a little past eps, never far.
+    assert info["projected_deviation"] <= eps + 1e-6
+    assert (abar["alpha"] - abar0["alpha"]).abs().max().item() <= 1.5 * eps
+    assert torch.allclose(abar["alpha"].sum(-1), torch.ones(6))
+
+
+def test_paper_profile_follows_sdarts_code_smoke_stays_small():
+    cfg = resolve_config("nb201", "sdarts-adv", 0, "paper")
+    assert (cfg.epochs, cfg.w_weight_decay, cfg.w_nesterov, cfg.split, cfg.arch_first) == \
+        (100, 3e-4, False, "contiguous", True)
+    assert cfg.supernet["track_running_stats"] is True and cfg.supernet["C"] == 16
+    smoke = resolve_config("nb201", "sdarts-rs", 0, "smoke")
+    assert smoke.epochs == 2 and smoke.supernet["C"] == 4
+
+
+def test_sdarts_rs_end_to_end(tmp_path):
+    check_layout(run_tiny("sdarts-rs", tmp_path))
+
+
+def test_sdarts_adv_end_to_end(tmp_path):
+    check_layout(run_tiny("sdarts-adv", tmp_path))
