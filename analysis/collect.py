@@ -2,7 +2,9 @@
 
 `collect(results)` returns two DataFrames:
 - epochs: one row per recorded epoch (space, method, seed, epoch, losses, accuracies,
-  `bench.<key>` for every benchmark figure, `diag.<key>` for every scalar diagnostic,
+  `bench.<key>` for every benchmark figure of the method's answer (its `selected_genotype`
+  where the record has one, else the derived `genotype`; the derived cell's figures are then
+  also under `bench_derived.<key>`), `diag.<key>` for every scalar diagnostic,
   timing), whatever methods, spaces and benchmark keys the records hold;
 - runs: one row per run folder with its status (done | partial | failed | empty), the
   number of recorded epochs, the planned epochs, the data md5 and the failure reason.
@@ -70,7 +72,14 @@ def flatten_record(rec: dict) -> dict:
     for k in SCALAR_FIELDS:
         if k in rec:
             row[k] = rec[k]
-    _flatten("bench", rec.get("benchmark") or {}, row)
+    # The method's answer at this epoch: its own pick where it makes one (BaLeNAS-TF's proxy
+    # selection, random-ws), else the derived cell. `bench.*` always describes the answer.
+    selected = rec.get("selected_genotype")
+    row["answer"] = "selected" if selected else "derived"
+    if selected:
+        row["selected_genotype"] = selected
+        _flatten("bench_derived", rec.get("benchmark") or {}, row)
+    _flatten("bench", (rec.get("selected_benchmark") if selected else rec.get("benchmark")) or {}, row)
     _flatten("diag", rec.get("diagnostics") or {}, row)
     timing = rec.get("timing") or {}
     row["epoch_seconds"] = timing.get("epoch_seconds")

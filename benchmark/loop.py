@@ -134,7 +134,7 @@ def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.nd
                  "scheduler": sched.state_dict(), "rng": rng_state(streams)}
         atomic_write(rd.checkpoint, lambda f: torch.save(state, f), mode="wb")
     bar.close()
-    genotype = method.derive()
+    genotype = method.final_genotype()  # the method's answer (e.g. BaLeNAS-TF's proxy pick)
     atomic_write_json(rd.done, {"genotype": genotype, "epochs": cfg.epochs, "wall_seconds": wall})
     rd.failed.unlink(missing_ok=True)
     return genotype
@@ -157,4 +157,8 @@ def _record(rd: RunDir, cfg: SearchConfig, method, space, epoch: int, rows: list
         "benchmark": scorer(genotype, info) if scorer else None,
         "timing": {"epoch_seconds": dt, "wall_seconds": wall},
     }
+    selected = diagnostics.get("selected_genotype")
+    if selected is not None:  # a method whose answer is not argmax (BaLeNAS-TF, random-ws)
+        rec["selected_genotype"] = selected
+        rec["selected_benchmark"] = scorer(selected, space.genotype_info(selected)) if scorer else None
     append_jsonl(rd.epochs, rec)

@@ -80,8 +80,12 @@ def rescore(results: Path, benchmarks_dir: Path | None) -> tuple[int, int]:
         with FileLock(str(cfg_path.parent / ".lock")):
             path = cfg_path.parent / "epochs.jsonl"
             rows = read_jsonl(path)
+            space = get_space(cfg.space)
             for r in rows:
                 r["benchmark"] = scorer(r["genotype"], r.get("genotype_info", {}))
+                if r.get("selected_genotype"):
+                    sel = r["selected_genotype"]
+                    r["selected_benchmark"] = scorer(sel, space.genotype_info(sel))
             rewrite_jsonl(path, rows)
         runs, recs = runs + 1, recs + len(rows)
     return runs, recs

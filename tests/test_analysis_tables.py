@@ -176,3 +176,19 @@ def test_unscored_space_is_reported_not_fatal(tmp_path):
     write_run(r, "nb201", "darts", 0, None)
     md = build(r, tmp_path / "rep").read_text()
     assert "python -m benchmark.score" in md
+
+
+def test_the_methods_own_pick_is_what_the_tables_score(tmp_path):
+    """A record with a top-level selected_genotype (BaLeNAS-TF, random-ws) is scored by it."""
+    r = tmp_path / "results"
+    d = write_run(r, "nb201", "picker", 0, nb201(50.0), epochs=1)
+    recs = [json.loads(line) for line in (d / "epochs.jsonl").read_text().splitlines()]
+    recs[-1]["selected_genotype"] = "|picked~0|"
+    recs[-1]["selected_benchmark"] = nb201(93.0)
+    (d / "epochs.jsonl").write_text("\n".join(json.dumps(x) for x in recs) + "\n")
+    epochs, runs = C.collect(r)
+    last = C.final_epochs(epochs, runs).iloc[0]
+    assert last["bench.cifar10_test"] == 93.0 and last["bench_derived.cifar10_test"] == 50.0
+    assert last["answer"] == "selected" and last["selected_genotype"] == "|picked~0|"
+    first = epochs[epochs.epoch == 0].iloc[0]
+    assert first["answer"] == "derived" and first["bench.cifar10_test"] == 25.0

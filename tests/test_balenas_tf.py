@@ -31,4 +31,6 @@ def test_balenas_tf_end_to_end_selects_best_candidate(tmp_path):
     assert recs[-1]["genotype"] == NB201Space().derive({"alpha": mu})   # record stays argmax(mu)
     import json
     done = json.loads((tmp_path / "nb201/balenas-tf/seed-0/done.json").read_text())
-    assert done["genotype"] == recs[-1]["genotype"]
+    assert done["genotype"] == d["selected_genotype"]
+    assert recs[-1]["selected_genotype"] == d["selected_genotype"]        # scored as the answer
+    assert recs[-1]["selected_benchmark"]["cifar10_test"] > 0  # the method's answer is the proxy pick
