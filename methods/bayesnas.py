@@ -26,8 +26,10 @@ Our choices (documented adaptations, not from the source):
 - Derivation on NB201 (no reference exists): an edge whose gamma_e < `threshold` becomes
   `none`, else the argmax of its op gammas over the 4 other ops. threshold 0.01 is assumed;
   every epoch's gammas are recorded so other thresholds can be applied afterwards.
-- Spaces: needs to know which column is `none`; known for nb201 only. Other spaces (the
-  NB-1Shot1 ones have no `none` op and parent-choice rows) raise NotImplementedError.
+- Spaces without a `none` op (the NB-1Shot1 ones; our adaptation): no column is masked, every
+  row keeps its row-level (edge) switch and one switch per entry; the derivation hands the
+  op gammas to the space's own rule (op argmax per choice block, top-k parents by gamma), so
+  no edge is ever dropped. The edge gamma scales a whole row and cannot change its order.
 Defaults: switch SGD lr 0.1, momentum 0.9, no weight decay; lambda_origin = lambda_child =
 0.01 (from the authors' grid {0.005, 0.007, 0.01}; the choice of 0.01 is assumed).
 """
@@ -85,18 +87,15 @@ class BayesNAS(SearchMethod):
     arch_first = True  # there is no architecture step; the order is immaterial
 
     def __init__(self, space, supernet: nn.Module, cfg, generator: torch.Generator, device="cpu"):
-        if space.name not in NONE_COLUMN:
-            raise NotImplementedError(
-                f"bayesnas: no derivation rule for space {space.name!r}; it is defined for "
-                f"{', '.join(NONE_COLUMN)} (needs a `none` op column in each architecture row)")
-        self.none_col = NONE_COLUMN[space.name]
+        self.none_col = NONE_COLUMN.get(space.name)  # None: the space has no `none` op
         shapes = space.arch_shapes()
         self.edge_sw = {k: torch.ones(s[:-1], device=device, requires_grad=True) for k, s in shapes.items()}
         self.op_sw = {k: torch.ones(s, device=device, requires_grad=True) for k, s in shapes.items()}
         self.mask = {}
         for k, s in shapes.items():
             m = torch.ones(s, device=device)
-            m[..., self.none_col] = 0.0
+            if self.none_col is not None:
+                m[..., self.none_col] = 0.0
             self.mask[k] = m
         u = lambda s: torch.rand(s, generator=generator).to(device)  # noqa: E731
         self.gamma_edge = {k: u(s[:-1]) for k, s in shapes.items()}
@@ -195,6 +194,8 @@ class BayesNAS(SearchMethod):
 
     # ----- views ---------------------------------------------------------------------------
     def derive_scores(self) -> Weights:
+        if self.none_col is None:
+            return {k: v.detach().cpu().clone() for k, v in self.gamma_op.items()}
         out = {}
         for k, ge in self.gamma_edge.items():
             sc = self.gamma_op[k].detach().clone().cpu()

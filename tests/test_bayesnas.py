@@ -1,4 +1,3 @@
-import pytest
 import torch
 import torch.nn.functional as F
 
@@ -59,10 +58,23 @@ def test_derivation_rule_and_other_spaces(tmp_path):
     ops = parse_arch(m.derive())
     assert ops[0] == "none" and all(o == "nor_conv_3x3" for o in ops[1:])
 
-    class Other(NB201Space):
-        name = "nb1shot1-s1"
-    with pytest.raises(NotImplementedError, match="nb1shot1-s1"):
-        BayesNAS(Other(), space.supernet(C=4, N=1), cfg, torch.Generator().manual_seed(0))
+
+
+def test_bayesnas_on_a_space_without_none_uses_the_spaces_rule():
+    """1Shot1 (no `none` op): nothing masked; op argmax and top-k parents by gamma."""
+    from benchmark.config import resolve_config
+    from spaces import get_space
+    space = get_space("nb1shot1-s1")
+    cfg = resolve_config("nb1shot1-s1", "bayesnas", 0, "smoke")
+    m = BayesNAS(space, space.supernet(C=2, layers=3), cfg, torch.Generator().manual_seed(0))
+    assert all(bool((v == 1).all()) for v in m.mask.values())
+    for k, v in m.gamma_op.items():
+        m.gamma_op[k] = torch.arange(v.numel(), dtype=torch.float).view_as(v)  # last entry best
+    ops, parents = space.parse(m.derive())
+    assert all(o == "conv1x1-bn-relu" for o in ops)       # the last op column everywhere
+    assert parents[-1] == (3, 4)                           # output: the two highest-gamma inputs
+    x = torch.randn(2, 3, 32, 32)
+    assert m.supernet(x, m.mixing_weights()).shape == (2, 10)
 
 
 def test_bayesnas_end_to_end(tmp_path):
