@@ -63,6 +63,17 @@ def _mean(rows: list[dict], key: str) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
+def search_step(method, train_batch, valid_batch, ctx: StepContext, arch_first: bool) -> dict:
+    """One bilevel step in the profile's order; architecture gradients never update weights."""
+    if arch_first:
+        row = method.arch_step(train_batch, valid_batch, ctx)
+        row.update(method.weight_step(train_batch, ctx))
+    else:
+        row = method.weight_step(train_batch, ctx)
+        row.update(method.arch_step(train_batch, valid_batch, ctx))
+    return row
+
+
 def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.ndarray, np.ndarray],
                device: str = "cpu", scorer: Scorer | None = None, progress: bool = True) -> str:
     """Train (or resume) one run to completion; returns the final genotype."""
@@ -108,12 +119,7 @@ def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.nd
         supernet.train()
         rows = []
         for train_batch, valid_batch in zip(train, valid):
-            if cfg.arch_first:
-                row = method.arch_step(train_batch, valid_batch, ctx)
-                row.update(method.weight_step(train_batch, ctx))
-            else:
-                row = method.weight_step(train_batch, ctx)
-                row.update(method.arch_step(train_batch, valid_batch, ctx))
+            row = search_step(method, train_batch, valid_batch, ctx, cfg.arch_first)
             for k in ("train_loss", "valid_loss"):
                 if k in row and not math.isfinite(row[k]):
                     raise DivergenceError(f"{k} is {row[k]} at epoch {epoch}")

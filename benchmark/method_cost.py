@@ -38,6 +38,7 @@ ENTRIES = [
 def build(name: str, sets: list[str], C: int, N: int, batch: int, seed: int = 0):
     import torch
     from benchmark.config import resolve_config
+    from benchmark.loop import search_step
     from methods.base import StepContext
     from methods.registry import get_method
     from spaces import get_space
@@ -59,12 +60,7 @@ def build(name: str, sets: list[str], C: int, N: int, batch: int, seed: int = 0)
     def step() -> float:
         net.train()
         t0 = time.perf_counter()
-        if cfg.arch_first:
-            method.arch_step(tb, vb, ctx)
-            method.weight_step(tb, ctx)
-        else:
-            method.weight_step(tb, ctx)
-            method.arch_step(tb, vb, ctx)
+        search_step(method, tb, vb, ctx, cfg.arch_first)
         return time.perf_counter() - t0
 
     def epoch_extra() -> float:

@@ -23,6 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from benchmark.errors import BenchmarkFileError
+from benchmark.integrity import sha256_file
 from benchmark.nb101_table import MAX_REPEATS, TABLE_NAME, default_benchmarks_dir, write_table
 from benchmark.nb101_tfrecord import CorruptRecordError, ModelMetrics, iter_frames
 
@@ -39,14 +40,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--download', action='store_true',
                         help=f'download {OFFICIAL_URL} (~499 MB) and check its sha256 first')
     parser.add_argument('--no-progress', action='store_true', help='no progress bar')
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        while b := f.read(chunk):
-            h.update(b)
-    return h.hexdigest()
 
 
 def download(dest: Path, progress: bool = True, url: str = OFFICIAL_URL,

@@ -40,6 +40,7 @@ def make_step(method: str, variant: str, device: str, batch: int, seed: int = 0)
     """A zero-argument callable doing one search step of `method` with the given supernet."""
     import dataclasses
     from benchmark.config import resolve_config
+    from benchmark.loop import search_step
     from methods.base import StepContext
     from methods.registry import get_method
     from spaces import get_space
@@ -57,12 +58,7 @@ def make_step(method: str, variant: str, device: str, batch: int, seed: int = 0)
     vb = (torch.randn(batch, 3, 32, 32, generator=g).to(device), torch.randint(10, (batch,), generator=g).to(device))
 
     def step() -> None:
-        if cfg.arch_first:
-            m.arch_step(tb, vb, ctx)
-            m.weight_step(tb, ctx)
-        else:
-            m.weight_step(tb, ctx)
-            m.arch_step(tb, vb, ctx)
+        search_step(m, tb, vb, ctx, cfg.arch_first)
         if device.startswith("cuda"):
             torch.cuda.synchronize(device)
     return step
