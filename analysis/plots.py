@@ -72,7 +72,8 @@ def nb201_trajectory(epochs: pd.DataFrame, published: pd.DataFrame, space: str, 
                 lab.append(ll)
     if axes[0][0].get_legend():
         axes[0][0].get_legend().remove()
-    fig.legend(h, lab, loc="lower center", ncol=min(len(lab), 5), bbox_to_anchor=(0.5, -0.12))
+    # below the axes labels: the legend grows with the number of methods
+    fig.legend(h, lab, loc="upper center", ncol=min(len(lab), 5), bbox_to_anchor=(0.5, -0.02))
     fig.suptitle(f"{space}: derived cell vs search epoch (mean ± std over seeds; "
                  "dashed = optimum, ★ = published final)")
     return _save(fig, out, f"{space}_trajectory_{split}")

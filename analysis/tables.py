@@ -92,7 +92,7 @@ def display_table(num: pd.DataFrame, published: pd.DataFrame, space: str,
     for _, r in num.iterrows():
         rows.append([r.method, str(r.n_seeds)] + [
             fmt(r[f"{m}.mean"], r[f"{m}.std"], r[f"{m}.n"], r.n_seeds, digits) for m in metrics])
-        if r.published_label:
+        if pd.notna(r.published_label) and r.published_label:  # NaN when the method has none
             rows.append([f"↳ published: {r.published_label}", ""] + [
                 fmt(r[f"{m}.published"], r[f"{m}.published_std"], digits=digits) for m in metrics])
             rows.append(["↳ ours − published", ""] + [

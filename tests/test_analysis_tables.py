@@ -102,6 +102,9 @@ def test_nb201_table_numbers(results):
     assert rows.loc["newmethod", "CIFAR-10 test"] == "54.30 ± 0.00"
     assert rows.loc["newmethod", "seeds"] == "2"
     assert "↳ published: DARTS-V1 (1st order)" in rows.index
+    # a method without a published row gets none (not a row of n/a under "published: nan")
+    assert list(rows.index).count("↳ ours − published") == 1
+    assert not any("nan" in str(i) for i in rows.index)
 
 
 def test_regret_table_and_cost(results):
