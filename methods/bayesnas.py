@@ -45,7 +45,6 @@ from torch import nn
 from methods.base import Batch, SearchMethod, StepContext, accuracy
 from spaces.base import Weights
 
-NONE_COLUMN = {"nb201": 0}  # spaces with a `none` op: its column in every arch tensor
 
 
 @dataclass
@@ -87,7 +86,7 @@ class BayesNAS(SearchMethod):
     arch_first = True  # there is no architecture step; the order is immaterial
 
     def __init__(self, space, supernet: nn.Module, cfg, generator: torch.Generator, device="cpu"):
-        self.none_col = NONE_COLUMN.get(space.name)  # None: the space has no `none` op
+        self.none_col = space.zero_op  # None: the space has no `none` op
         shapes = space.arch_shapes()
         self.edge_sw = {k: torch.ones(s[:-1], device=device, requires_grad=True) for k, s in shapes.items()}
         self.op_sw = {k: torch.ones(s, device=device, requires_grad=True) for k, s in shapes.items()}

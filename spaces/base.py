@@ -19,6 +19,7 @@ Weights = dict[str, torch.Tensor]
 class SearchSpace(Protocol):
     name: str
     benchmark: str  # which benchmark table scores its genotypes: 'nb201' | 'nb101'
+    zero_op: int | None  # column of the `none` (zero) op in every arch tensor; None if absent
 
     def arch_shapes(self) -> dict[str, tuple[int, ...]]:
         """Named architecture tensors; the last dim of each is one categorical choice."""

@@ -41,6 +41,7 @@ Parents = tuple[tuple[int, ...], ...]   # per node 1..steps+1, sorted parent ids
 
 class OneShot1Space:
     benchmark: str = 'nb101'
+    zero_op: int | None = None  # no `none` op: every choice is a real operation
 
     def __init__(self, index: int):
         d = _DEFS[index]

@@ -129,6 +129,7 @@ def network(arch: str, num_classes: int = 10, C: int = 16, N: int = 5) -> nn.Mod
 class NB201Space:
     name = "nb201"
     benchmark = "nb201"
+    zero_op = OPS.index("none")
 
     def arch_shapes(self) -> dict[str, tuple[int, ...]]:
         return {"alpha": (len(EDGES), len(OPS))}
