@@ -45,7 +45,7 @@ def test_hard_update_formula():
     assert torch.isfinite(new_gamma).all()          # zero curvature: no division by zero
 
 
-def test_derivation_rule_and_other_spaces(tmp_path):
+def test_derivation_rule_on_nb201():
     from benchmark.config import resolve_config
     from spaces.nb201 import NB201Space, parse_arch
     space = NB201Space()
