@@ -45,8 +45,12 @@ def main(argv: list[str]) -> int:
         return 0
     if argv[:1] == ["spaces"]:
         ok, skipped = scorable_spaces(argv[1] if len(argv) > 1 else None)
-        for name, why in skipped.items():
-            print(f"run_all: SKIPPING space {name}: {why}", file=sys.stderr)
+        by_reason: dict[str, list[str]] = {}
+        for name, why in skipped.items():  # one message per reason, naming all its spaces
+            by_reason.setdefault(why, []).append(name)
+        for why, names in by_reason.items():
+            print(f"run_all: SKIPPING space{'s' if len(names) > 1 else ''} {', '.join(names)}: {why}",
+                  file=sys.stderr)
         print(",".join(ok))
         return 0
     if argv[:1] in (["-h"], ["--help"]):
