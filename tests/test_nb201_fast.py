@@ -25,7 +25,7 @@ def _grads(model, x, w):
     return out.detach(), w.grad.clone()
 
 
-@pytest.mark.parametrize("affine,track", [(False, False), (True, True)])
+@pytest.mark.parametrize("affine,track", [(False, False), (False, True), (True, True)])  # search, SDARTS, standalone-like
 def test_cell_matches_reference(affine, track):
     torch.manual_seed(0)
     ref = SearchCell(4, affine, track)
