@@ -44,7 +44,8 @@ class Balenas(SearchMethod):
     arch_first = True
 
     def __init__(self, space, supernet, cfg, generator, device="cpu"):
-        self.sample_gen = torch.Generator().manual_seed(int(cfg.seed) * 7919 + 23)
+        self.cfg = cfg  # own_generator reads the seed; the optimiser built in super() needs it
+        self.sample_gen = self.own_generator("sample", 23)
         super().__init__(space, supernet, cfg, generator, device)
         if self.opts.order not in (1, 2):
             raise ValueError(f"method.order must be 1 or 2, got {self.opts.order}")
@@ -89,10 +90,3 @@ class Balenas(SearchMethod):
         rec["mu"] = rec.pop("alpha")
         rec["sigma"] = {k: v.cpu().tolist() for k, v in self.sigmas().items()}
         return rec
-
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "sample_gen": self.sample_gen.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.sample_gen.set_state(state["sample_gen"])

@@ -48,7 +48,7 @@ class BalenasTF(Balenas):
         super().__init__(space, supernet, cfg, generator, device)
         if self.opts.proxy not in PROXIES:
             raise ValueError(f"method.proxy {self.opts.proxy!r}: valid: {', '.join(PROXIES)}")
-        self.select_gen = torch.Generator().manual_seed(int(cfg.seed) * 7919 + 29)
+        self.select_gen = self.own_generator("select", 29)
         self.recent: list[Batch] = []
         self.selected: str | None = None
 
@@ -107,10 +107,8 @@ class BalenasTF(Balenas):
         return self.selected if self.selected is not None else self.derive()
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "select_gen": self.select_gen.get_state(),
-                "selected": self.selected}
+        return {**super().state_dict(), "selected": self.selected}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
-        self.select_gen.set_state(state["select_gen"])
         self.selected = state.get("selected")

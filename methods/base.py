@@ -58,6 +58,13 @@ class SearchMethod:
             for name, shape in space.arch_shapes().items()}
         self.arch_optimizer = self.make_arch_optimizer()
 
+    def own_generator(self, name: str, offset: int) -> torch.Generator:
+        """A generator of the method's own (noise, samples, candidates), seeded from the run's
+        seed and `offset`, whose state the base class checkpoints: a resumed run draws on."""
+        gens = self.__dict__.setdefault("_generators", {})
+        gens[name] = torch.Generator().manual_seed(int(self.cfg.seed) * 7919 + offset)
+        return gens[name]
+
     # ----- configuration ------------------------------------------------------------------
     @classmethod
     def profile_overrides(cls, space: str, profile: str) -> dict[str, Any]:
@@ -134,10 +141,13 @@ class SearchMethod:
 
     def state_dict(self) -> dict:
         return {"alphas": {k: v.detach().cpu() for k, v in self.alphas.items()},
-                "arch_optimizer": self.arch_optimizer.state_dict()}
+                "arch_optimizer": self.arch_optimizer.state_dict(),
+                "generators": {k: g.get_state() for k, g in self.__dict__.get("_generators", {}).items()}}
 
     def load_state_dict(self, state: dict) -> None:
         with torch.no_grad():
             for k, v in state["alphas"].items():
                 self.alphas[k].copy_(v)
         self.arch_optimizer.load_state_dict(state["arch_optimizer"])
+        for k, g in self.__dict__.get("_generators", {}).items():
+            g.set_state(state["generators"][k])

@@ -38,7 +38,7 @@ class RandomWS(SearchMethod):
 
     def __init__(self, space, supernet, cfg, generator, device="cpu"):
         super().__init__(space, supernet, cfg, generator, device)
-        self.sampler = torch.Generator().manual_seed(int(cfg.seed) * 7919 + 31)
+        self.sampler = self.own_generator("sampler", 31)
         self.recent: list[Batch] = []
         self.best = self.space.derive(self.space.sample_weights(self.sampler))
         self.best_acc: float | None = None
@@ -96,10 +96,8 @@ class RandomWS(SearchMethod):
         return {"selected": self.best, "selected_valid_acc": self.best_acc}
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "sampler": self.sampler.get_state(), "best": self.best,
-                "best_acc": self.best_acc}
+        return {**super().state_dict(), "best": self.best, "best_acc": self.best_acc}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
-        self.sampler.set_state(state["sampler"])
         self.best, self.best_acc = state["best"], state["best_acc"]

@@ -89,7 +89,7 @@ class _Sdarts(SearchMethod):
 
     def __init__(self, space, supernet, cfg, generator, device="cpu"):
         super().__init__(space, supernet, cfg, generator, device)
-        self.noise = torch.Generator().manual_seed(int(cfg.seed) * 7919 + 11)
+        self.noise = self.own_generator("noise", 11)
 
     @classmethod
     def profile_overrides(cls, space: str, profile: str) -> dict[str, Any]:
@@ -101,12 +101,6 @@ class _Sdarts(SearchMethod):
                        supernet=supernet)
         return out
 
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "noise": self.noise.get_state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.noise.set_state(state["noise"])
 
 
 class SdartsRS(_Sdarts):
