@@ -57,6 +57,14 @@ def one_thread():
         torch.set_num_threads(n)
 
 
+@pytest.fixture(autouse=True)
+def _single_thread():
+    """One thread: bit-level comparisons do not depend on the core count, and it is quicker
+    on a shared CPU."""
+    with one_thread():
+        yield
+
+
 # ----- weight mapping ---------------------------------------------------------------------------
 def _leaf_pairs(ours: nn.Module, theirs: nn.Module) -> list[tuple[nn.Module, nn.Module]]:
     """Corresponding leaf modules (conv, BN, linear) of two structurally equal blocks."""
