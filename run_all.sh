@@ -23,6 +23,8 @@ bootstrap() {
         echo "run_all: creating .venv from requirements.txt" >&2
         python3 -m venv .venv
         .venv/bin/pip install -r requirements.txt
+        # test-only reference package; its numpy pin conflicts, so without its dependencies
+        .venv/bin/pip install --no-deps -r requirements-test.txt
     fi
 }
 

@@ -26,7 +26,8 @@ def test_parameter_count(cls):
 def test_default_is_no_bias_and_matches_xautodl_count_with_bias():
     assert all(m.bias is None for m in Supernet(C=4, N=1).modules() if isinstance(m, torch.nn.Conv2d))
     darts = pytest.importorskip("xautodl.models.cell_searchs.search_model_darts",
-                                reason="xautodl (test-only dependency) is not installed")
+                                reason="xautodl (test-only) is not installed: "
+                                "pip install --no-deps -r requirements-test.txt")
     theirs = darts.TinyNetworkDarts(8, 2, 4, 10, ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3",
                                                   "avg_pool_3x3"], False, False)
     n_theirs = _count(theirs) - theirs.arch_parameters.numel()

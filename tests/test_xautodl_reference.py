@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 pytest.importorskip(
-    "xautodl", reason="xautodl (the NB201 authors' package; requirements.txt, test-only) is not installed")
+    "xautodl", reason="xautodl (the NB201 authors' package, test-only) is not installed: "
+    "pip install --no-deps -r requirements-test.txt")
 
 from xautodl.models.cell_infers.tiny_network import TinyNetwork  # noqa: E402
 from xautodl.models.cell_searchs.genotypes import Structure  # noqa: E402
