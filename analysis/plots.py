@@ -83,7 +83,7 @@ def regret_trajectory(epochs: pd.DataFrame, spaces: list[str], out: Path) -> lis
     """Test regret vs epoch, one panel per (NB101-scored) search space.
 
     Symmetric-log scale (linear within +-1e-3): regret can be negative (the benchmark's
-    optimum misses some cells the spaces reach, benchmark/score.py), so it is never clipped."""
+    optimum misses some cells the spaces reach, benchmark/tabular/nb101_scorer.py), so it is never clipped."""
     sub = epochs[epochs.space.isin(spaces)]
     if "bench.test_regret" not in sub or not sub["bench.test_regret"].notna().any():
         return []

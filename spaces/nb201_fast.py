@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spaces.nb201 import EDGES, NUM_NODES, SearchCell, Supernet
+from spaces.nb201_cells import EDGES, NUM_NODES, SearchCell, Supernet
 from spaces.nb201_ops import OPS
 
 _SKIP, _C1, _C3, _POOL = (OPS.index(o) for o in ("skip_connect", "nor_conv_1x1", "nor_conv_3x3",
@@ -164,6 +164,20 @@ class FastSupernet(Supernet):
                          cell_cls=FastSearchCell)
         self.channels_last, self.bf16, self.compile = channels_last, bf16, compile
         self._compiled = False
+
+    @torch.no_grad()
+    def load_reference(self, ref: Supernet) -> None:
+        """Take a reference supernet's tensors: cells packed (`FastSearchCell.copy_from`),
+        everything else (stem, ResNet blocks, last BN, classifier) by name."""
+        ref_sd = ref.state_dict()
+        for name, t in self.state_dict().items():
+            parts = name.split(".")
+            if parts[1] == "cells" and isinstance(self.net.cells[int(parts[2])], FastSearchCell):
+                continue
+            t.copy_(ref_sd[name])
+        for f, r in zip(self.net.cells, ref.net.cells):
+            if isinstance(f, FastSearchCell):
+                f.copy_from(r)
 
     def _maybe_compile(self) -> None:
         if self._compiled:

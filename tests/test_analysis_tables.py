@@ -200,7 +200,7 @@ def test_the_methods_own_pick_is_what_the_tables_score(tmp_path):
 def test_negative_regret_survives_scoring_tables_and_plot(tmp_path):
     """The 1Shot1 optimum is a minimum over the reference code's enumeration only, so a cell
     can beat it: a negative regret must reach the table unclipped."""
-    from benchmark.score import score_nb101
+    from benchmark.tabular.nb101_scorer import score_nb101
     from spaces import get_space
     space = get_space("nb1shot1-s1")
 

@@ -30,8 +30,8 @@ from xautodl.models.cell_infers.tiny_network import TinyNetwork  # noqa: E402
 from xautodl.models.cell_searchs.genotypes import Structure  # noqa: E402
 from xautodl.models.cell_searchs.search_model_darts import TinyNetworkDarts  # noqa: E402
 
-from benchmark.config import resolve_config  # noqa: E402
-from benchmark.loop import search_step  # noqa: E402
+from benchmark.harness.config import resolve_config  # noqa: E402
+from benchmark.harness.loop import search_step  # noqa: E402
 from methods.base import StepContext  # noqa: E402
 from methods.registry import get_method  # noqa: E402
 from spaces.nb201 import EDGES, OPS, NB201Space, Supernet, network  # noqa: E402
@@ -150,18 +150,8 @@ def copy_into_xautodl(ours, theirs, cell_pairs, conv_bias_required: bool = False
     return pairs, unmatched
 
 
-@torch.no_grad()
 def fast_from_reference(fast: FastSupernet, ref: Supernet) -> None:
-    """Load a reference supernet's tensors into a fast one (cells packed, the rest by name)."""
-    ref_sd = ref.state_dict()
-    for name, t in fast.state_dict().items():
-        parts = name.split(".")
-        if parts[1] == "cells" and isinstance(fast.net.cells[int(parts[2])], FastSearchCell):
-            continue  # packed below
-        t.copy_(ref_sd[name])
-    for f, r in zip(fast.net.cells, ref.net.cells):
-        if isinstance(f, FastSearchCell):
-            f.copy_from(r)
+    fast.load_reference(ref)
 
 
 def _xautodl_search(C, N, conv_bias_zero_frozen: bool):
