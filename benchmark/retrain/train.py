@@ -155,7 +155,7 @@ def run_retrain(cfg: RetrainConfig, folder: Path, data: TrainTest, device: str =
     on_gpu = device.type == "cuda"
     done = {"genotype": cfg.genotype, "dataset": cfg.dataset, "epochs": cfg.epochs,
             "test_acc": last["test_acc"], "test_error": 100.0 - last["test_acc"],
-            "test_images": cfg.test_subset or len(data.y_test),
+            "test_images": min(cfg.test_subset or len(data.y_test), len(data.y_test)),
             "params": parameter_count(model), "params_millions": parameter_count(model) / 1e6,
             "wall_seconds": wall, "process_cpu_seconds": cpu,
             "gpu_hours": wall / 3600 if on_gpu else None,
