@@ -192,7 +192,7 @@ def keep_threads():
 
 
 def test_kill_and_resume_gives_identical_records(tmp_path, fast_cifar, keep_threads):
-    """An uninterrupted run (here), a run SIGKILLed after its first epoch record (a
+    """An uninterrupted run (here), a run SIGKILLed once its first checkpoint exists (a
     subprocess), resumed (here): the records minus timing are identical."""
     run = Path("retrain") / "darts" / "DARTS_V2" / "seed-0"
     assert cli.main(_args(tmp_path / "a", fast_cifar)) == 0
@@ -208,11 +208,13 @@ def test_kill_and_resume_gives_identical_records(tmp_path, fast_cifar, keep_thre
                          stderr=subprocess.DEVNULL)
     records = b / run / "epochs.jsonl"
     deadline = time.time() + 300
-    while time.time() < deadline and len(read_jsonl(records)) < 1 and p.poll() is None:
+    checkpoint = b / run / "checkpoint.pt"   # written (atomically) after each epoch's record
+    while time.time() < deadline and not checkpoint.exists() and p.poll() is None:
         time.sleep(0.02)
     p.send_signal(signal.SIGKILL)
     p.wait()
     assert not (b / run / "done.json").exists(), "killed too late: the run had finished"
+    assert checkpoint.exists() and 1 <= len(read_jsonl(records)) < 3   # the rerun resumes
     assert cli.main(_args(b, fast_cifar)) == 0
     got = read_jsonl(records)
     assert [strip_timing(r) for r in got] == [strip_timing(r) for r in ref]
