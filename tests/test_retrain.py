@@ -222,3 +222,20 @@ def test_kill_and_resume_gives_identical_records(tmp_path, fast_cifar, keep_thre
     assert len(prov) == 2   # one entry per start
     da, db = (json.loads((d / run / "done.json").read_text()) for d in (tmp_path / "a", b))
     assert da["test_error"] == db["test_error"] and da["params"] == db["params"]
+
+
+def test_benchmark_score_skips_darts_runs(tmp_path, capsys):
+    """`python -m benchmark.score` leaves DARTS-space runs unscored and says how to score them."""
+    from spaces import available
+    if "darts" not in available():
+        pytest.skip("the darts space is not registered in this checkout")
+    from benchmark.harness import scoring
+    from benchmark.harness.config import SearchConfig
+    from spaces.darts import DARTS_V2
+    run = tmp_path / "darts" / "darts" / "seed-0"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps(SearchConfig("darts", "darts", 0, "smoke").to_json()))
+    (run / "epochs.jsonl").write_text(json.dumps({"epoch": 0, "genotype": DARTS_V2}) + "\n")
+    assert scoring.main(["--results", str(tmp_path)]) == 0
+    assert "python -m benchmark.retrain" in capsys.readouterr().err
+    assert json.loads((run / "epochs.jsonl").read_text()) == {"epoch": 0, "genotype": DARTS_V2}
