@@ -239,3 +239,17 @@ def test_benchmark_score_skips_darts_runs(tmp_path, capsys):
     assert scoring.main(["--results", str(tmp_path)]) == 0
     assert "python -m benchmark.retrain" in capsys.readouterr().err
     assert json.loads((run / "epochs.jsonl").read_text()) == {"epoch": 0, "genotype": DARTS_V2}
+
+
+def test_retraining_runs_through_the_local_pool(tmp_path, fast_cifar, keep_threads):
+    """--jobs 2 (a joblib process pool, the searches' backend) gives the records of a run in
+    this process."""
+    tiny = ["--epochs", "1", "--set", "C=2", "--set", "layers=3"]
+    assert cli.main(["--genotype", "DARTS_V1", "--seeds", "0-1", "--jobs", "2", "--data", str(fast_cifar),
+                     "--out", str(tmp_path / "pool"), *TINY, *tiny]) == 0
+    assert cli.main(["--genotype", "DARTS_V1", "--seeds", "1", "--data", str(fast_cifar),
+                     "--out", str(tmp_path / "here"), *TINY, *tiny]) == 0
+    run = Path("retrain") / "darts" / "DARTS_V1"
+    assert (tmp_path / "pool" / run / "seed-0" / "done.json").exists()
+    pool, here = (read_jsonl(d / run / "seed-1" / "epochs.jsonl") for d in (tmp_path / "pool", tmp_path / "here"))
+    assert [strip_timing(r) for r in pool] == [strip_timing(r) for r in here]
