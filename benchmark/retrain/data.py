@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.harness.data import DataError, _md5, load_cifar10
+from benchmark.harness.data import DataError, _md5
 
 # quark0/darts cnn/utils.py CIFAR_MEAN / CIFAR_STD (not the AutoDL constants the searches use).
 CIFAR10_MEAN = (0.49139968, 0.48215827, 0.44653124)
@@ -120,7 +120,7 @@ def load(dataset: str, path: str | Path, download: bool = False) -> TrainTest:
     path = Path(path).expanduser()
     if dataset == "cifar10":
         from benchmark.harness.worker import cached_data
-        tr = cached_data(str(path), download) if not download else load_cifar10(path, download)
+        tr = cached_data(str(path), download)   # the searches' loader, once per process
         x_test, y_test = load_cifar10_test(path, download)
         return TrainTest(tr.x_train, tr.y_train, x_test, y_test, 10, str(path), tr.md5)
     if dataset == "cifar100":
