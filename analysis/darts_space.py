@@ -108,12 +108,14 @@ def darts_table(retrains: pd.DataFrame, runs: pd.DataFrame, published: pd.DataFr
                "search_seconds": secs, "search_on_gpu": gpu,
                "profiles": ",".join(sorted({str(p) for p in m.profile.dropna()}))}
         num_rows.append(row)
-        seeds = (f"{row['search_seeds']} × {row['retrain_seeds']}" if row["search_seeds"]
-                 else f"– × {row['retrain_seeds']}")
+        runs_found = int(c.search_runs.iloc[0]) if len(c) else 0
+        seeds = (f"{row['search_seeds'] or runs_found} × {row['retrain_seeds']}"
+                 if row["search_seeds"] or runs_found else f"– × {row['retrain_seeds']}")
         disp.append([method, seeds, fmt(row["test_error.mean"], row["test_error.std"]),
                      fmt(row["test_error.best"]), fmt(row["params_m.mean"], digits=2) if len(m) else NA,
                      _cost_text(secs, gpu), f"ours ({row['profiles'] or 'not retrained'})"])
-        for label, p in pub[pub.method == method].groupby("label", sort=False):
+        mine = pub[(pub.method == method) & pub.metric.isin(darts_metrics(dataset))]
+        for label, p in mine.groupby("label", sort=False):
             get = lambda k: p[p.metric == k]  # noqa: E731
             err_p, best, par, cost = (get(k) for k in darts_metrics(dataset))
             disp.append([f"↳ published: {label}", "",
