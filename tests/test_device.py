@@ -1,0 +1,96 @@
+"""CUDA correctness: each test takes a `device` (conftest: 'cpu', and 'cuda' where present;
+the cuda cases skip with the reason on a machine without CUDA). `pytest -m device` runs
+these and the device cases of test_determinism.py and test_fault_injection.py; that is what
+`python -m benchmark.measure.gpu_check --part correctness` runs.
+
+Supernet tolerance on CUDA: fp32 with TF32 off (cuDNN and cuBLAS would otherwise round
+products to 10-bit mantissas), logits within rtol 1e-4 / atol 1e-5 of the CPU result and
+gradients within rtol 1e-3 / atol 1e-5 (another summation order in convolution and
+BatchNorm reductions, amplified by BN's backward); bf16 autocast is compared with fp32 on
+the same device at 5e-2 of the logits' scale (bf16 keeps 8 bits of mantissa).
+"""
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+import torch
+
+from methods.registry import available as methods
+from spaces.nb201 import EDGES
+from spaces.nb201_ops import OPS
+from tests.e2e import check_layout, run_tiny
+
+LOGIT_TOL = dict(rtol=1e-4, atol=1e-5)
+GRAD_TOL = dict(rtol=1e-3, atol=1e-5)
+
+
+@pytest.fixture
+def no_tf32():
+    """fp32 means fp32: TF32 off for the test, restored after."""
+    old = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
+
+
+def _supernet(impl: str, **kw):
+    from spaces.nb201 import NB201Space
+    torch.manual_seed(0)
+    return NB201Space().supernet(C=4, N=1, impl=impl, **kw)
+
+
+def _inputs():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(6, 3, 16, 16, generator=g)
+    y = torch.randint(10, (6,), generator=g)
+    alpha = torch.softmax(torch.randn(len(EDGES), len(OPS), generator=g), -1)
+    return x, y, alpha
+
+
+def _forward_backward(net, device: str):
+    """Logits and every gradient (weights and mixing weights), brought back to the CPU."""
+    x, y, alpha = _inputs()
+    net = net.to(device).train()
+    alpha = alpha.to(device).requires_grad_()
+    logits = net(x.to(device), {"alpha": alpha})
+    torch.nn.functional.cross_entropy(logits, y.to(device)).backward()
+    grads = {n: p.grad.detach().cpu() for n, p in net.named_parameters()}
+    return logits.detach().float().cpu(), alpha.grad.cpu(), grads
+
+
+@pytest.mark.parametrize("impl", ["fast", "reference"])
+def test_supernet_forward_backward_matches_cpu(impl, device, no_tf32):
+    net = _supernet(impl)
+    ref = _forward_backward(copy.deepcopy(net), "cpu")
+    got = _forward_backward(net, device)
+    assert torch.allclose(got[0], ref[0], **LOGIT_TOL)
+    assert torch.allclose(got[1], ref[1], **GRAD_TOL)
+    assert ref[1].abs().sum() > 0
+    assert got[2].keys() == ref[2].keys()
+    for n in ref[2]:
+        assert torch.allclose(got[2][n], ref[2][n], **GRAD_TOL), n
+
+
+@pytest.mark.parametrize("option", ["bf16", "compile"])
+def test_fast_supernet_cuda_options(option, device, no_tf32):
+    """bf16 autocast stays near fp32; compile computes what eager does. Both are CUDA-only
+    options (ignored on the CPU, where this case checks that they are ignored)."""
+    eager = _forward_backward(_supernet("fast"), device)
+    got = _forward_backward(_supernet("fast", **{option: True}), device)
+    if device == "cpu" or option == "compile":
+        assert torch.allclose(got[0], eager[0], **LOGIT_TOL)
+        assert torch.allclose(got[1], eager[1], **GRAD_TOL)
+    else:
+        scale = eager[0].abs().max()
+        assert (got[0] - eager[0]).abs().max() <= 5e-2 * scale
+        assert torch.isfinite(got[1]).all() and got[1].abs().sum() > 0
+
+
+@pytest.mark.parametrize("method", methods())
+def test_method_smoke_run_on_device(method, device, tmp_path):
+    records = run_tiny(method, tmp_path, device=device)
+    check_layout(records)
+    prov = json.loads((tmp_path / "nb201" / method / "seed-0" / "provenance.json").read_text())
+    assert prov[-1]["device"] == ("cuda:0" if device == "cuda" else "cpu")
