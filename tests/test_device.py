@@ -61,7 +61,7 @@ def _forward_backward(net, device: str):
 
 
 @pytest.mark.parametrize("impl", ["fast", "reference"])
-def test_supernet_forward_backward_matches_cpu(impl, device, no_tf32):
+def test_supernet_forward_backward_matches_host(impl, device, no_tf32):
     net = _supernet(impl)
     ref = _forward_backward(copy.deepcopy(net), "cpu")
     got = _forward_backward(net, device)
@@ -74,7 +74,7 @@ def test_supernet_forward_backward_matches_cpu(impl, device, no_tf32):
 
 
 @pytest.mark.parametrize("option", ["bf16", "compile"])
-def test_fast_supernet_cuda_options(option, device, no_tf32):
+def test_fast_supernet_bf16_and_compile(option, device, no_tf32):
     """bf16 autocast stays near fp32; compile computes what eager does. Both are CUDA-only
     options (ignored on the CPU, where this case checks that they are ignored)."""
     eager = _forward_backward(_supernet("fast"), device)
@@ -94,3 +94,35 @@ def test_method_smoke_run_on_device(method, device, tmp_path):
     check_layout(records)
     prov = json.loads((tmp_path / "nb201" / method / "seed-0" / "provenance.json").read_text())
     assert prov[-1]["device"] == ("cuda:0" if device == "cuda" else "cpu")
+
+
+def test_hessian_diagnostic_through_a_compiled_model():
+    """A compiled supernet (supernet.compile=true) cannot be differentiated twice; the Hessian
+    diagnostic runs it eagerly (spaces.base.uncompiled) and gets the uncompiled value. Checked
+    on the CPU with the aot_eager backend, which has the same first-order-only backward."""
+    from types import SimpleNamespace
+
+    from benchmark.harness.hessian import hessian_max_eig
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(3, 4)
+
+        def forward(self, x, w):
+            return self.lin(torch.tanh(x * w["a"]))
+
+    def method(compiled: bool):
+        torch.manual_seed(0)
+        net = Net()
+        if compiled:
+            net.forward = torch.compile(net.forward, backend="aot_eager")
+        a = torch.full((3,), 0.5, requires_grad=True)
+        return SimpleNamespace(
+            supernet=net, arch_parameters=lambda: [a], mixing_weights=lambda: {"a": a},
+            loss=lambda w, b: (torch.nn.functional.cross_entropy(net(b[0], w), b[1]), None))
+
+    batch = (torch.randn(8, 3, generator=torch.Generator().manual_seed(1)), torch.arange(8) % 4)
+    eager = hessian_max_eig(method(False), batch, iters=30)
+    assert eager != 0.0
+    assert hessian_max_eig(method(True), batch, iters=30) == pytest.approx(eager, rel=1e-6)
