@@ -126,3 +126,20 @@ def test_hessian_diagnostic_through_a_compiled_model():
     eager = hessian_max_eig(method(False), batch, iters=30)
     assert eager != 0.0
     assert hessian_max_eig(method(True), batch, iters=30) == pytest.approx(eager, rel=1e-6)
+
+
+def test_cuda_rng_states_restore_on_fewer_gpus(monkeypatch):
+    """A checkpoint saved seeing 2 GPUs resumes where 1 is visible: state 0 goes to GPU 0 (as a
+    CPU ByteTensor, whatever device map_location put it on), state 1 is not forced onto a GPU
+    that is not there. CUDA calls are recorded, so this runs on the CPU."""
+    from benchmark.harness import loop
+    calls = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda s, i: calls.append((s.device.type, i, s.tolist())))
+    g = torch.Generator().manual_seed(0)
+    state = {"python": __import__("random").getstate(), "numpy": __import__("numpy").random.get_state(),
+             "torch": torch.get_rng_state(), "streams": {"train": g.get_state()},
+             "cuda": [torch.tensor([1, 2], dtype=torch.uint8), torch.tensor([3, 4], dtype=torch.uint8)]}
+    loop.set_rng_state(state, {"train": torch.Generator()})
+    assert calls == [("cpu", 0, [1, 2])]

@@ -46,7 +46,7 @@ def authors_model_available() -> str | None:
     try:
         from xautodl.models.cell_searchs.search_model_darts import TinyNetworkDarts  # noqa: F401
     except Exception as e:  # ImportError, or xautodl's own imports failing
-        return f"xautodl not importable ({type(e).__name__}: {e}); pip install xautodl"
+        return f"xautodl not importable ({type(e).__name__}: {e}); pip install --no-deps xautodl"
     return None
 
 
