@@ -164,6 +164,8 @@ def speed(args, sizes: Sizes) -> list[Row]:
             rows.append(Row("speed", v, "skipped", device="cpu",
                             note="a CUDA-only supernet option (ignored on the CPU)"))
     size = f"C={sizes.C} N={sizes.N} batch {sizes.batch}"
+    if on_cuda:  # "fp32" convolutions use TF32 where cuDNN allows it (torch's default): say so
+        size += f", cuDNN TF32 {'on' if torch.backends.cudnn.allow_tf32 else 'off'}"
     res = sp.time_variants("darts", variants, args.device, sizes.batch, sizes.repeats, sizes.warmup,
                            C=sizes.C, N=sizes.N)
     if not on_cuda and not args.no_cpu_memory:
