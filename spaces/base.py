@@ -58,3 +58,16 @@ def one_hot_rows(shapes: dict[str, tuple[int, ...]], generator: torch.Generator)
         idx = torch.randint(shape[-1], (rows,), generator=generator)
         out[name] = torch.nn.functional.one_hot(idx, shape[-1]).float().reshape(shape)
     return out
+
+
+def uncompiled():
+    """A context in which torch.compile'd code runs eagerly (`torch.compiler.set_stance`).
+
+    A supernet built with `compile=True` (CUDA) runs compiled graphs, and those support only
+    first-order reverse mode: a double backward through them (the Hessian diagnostic's
+    Hessian-vector products) fails. Code that differentiates twice runs inside this context.
+    On a torch without `set_stance` (before 2.6) it does nothing.
+    """
+    import contextlib
+    stance = getattr(getattr(torch, "compiler", None), "set_stance", None)
+    return stance("force_eager") if stance is not None else contextlib.nullcontext()

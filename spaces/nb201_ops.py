@@ -93,5 +93,10 @@ class Macro(nn.Module):
         x = self.stem(x)
         for layer, is_cell in zip(self.cells, self.is_cell):
             x = layer(x, *cell_args) if is_cell else layer(x)
-        x = self.pool(self.lastact(x)).flatten(1)
+        x = self.lastact(x)
+        # The global average. On CUDA as a mean: adaptive_avg_pool2d's CUDA backward has no
+        # deterministic kernel for every memory layout (the fast supernet is channels_last),
+        # so --deterministic would refuse it; the mean's is deterministic. On the CPU the
+        # pooling module as before (the same average; records made with it stay bitwise).
+        x = x.mean((2, 3)) if x.is_cuda else self.pool(x).flatten(1)
         return self.classifier(x)

@@ -55,7 +55,10 @@ def set_rng_state(state: dict, streams: dict[str, torch.Generator]) -> None:
     for k, g in streams.items():
         g.set_state(state["streams"][k].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+        # One state per GPU seen when it was saved; a run may resume where fewer are visible
+        # (e.g. a local multi-GPU sweep resumed as a one-GPU Slurm job): restore those there are.
+        for i, s in enumerate(state["cuda"][:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(s.cpu(), i)
 
 
 def _mean(rows: list[dict], key: str) -> float | None:
