@@ -11,7 +11,8 @@ from tests.conftest import benchmarks_path, cifar_path
 DATA, BENCH = cifar_path(), benchmarks_path()
 
 
-def run_tiny(method: str, tmp_path: Path, sets: list[str] | None = None, epochs: int = 1) -> list[dict]:
+def run_tiny(method: str, tmp_path: Path, sets: list[str] | None = None, epochs: int = 1,
+             log: str = "none") -> list[dict]:
     """Smoke profile, `epochs` epoch(s), 32 images per half (one step of the smoke batch); returns the epoch records."""
     if not DATA.is_file():
         pytest.skip(f"CIFAR-10 not found at {DATA}; set NAS_DATA")
@@ -28,7 +29,7 @@ def run_tiny(method: str, tmp_path: Path, sets: list[str] | None = None, epochs:
     import dataclasses
     cfg = dataclasses.replace(cfg, data_md5=data.md5, split_source=source)
     job = Job(RunSpec("nb201", method, 0), cfg, str(tmp_path), str(DATA), str(BENCH), str(split),
-              progress=False)
+              progress=False, log=log)
     outcome = execute(job)
     run = tmp_path / "nb201" / method / "seed-0"
     assert outcome.status == "finished", (outcome, (run / "failed.json").read_text()
