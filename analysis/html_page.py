@@ -43,8 +43,14 @@ def embed_images(body: str, base: Path) -> str:
     return _IMG.sub(repl, body)
 
 
+_CODE = re.compile(r"<code>(.*?)</code>", re.S)
+
+
 def to_html(md_text: str, base: Path, title: str) -> str:
     body = markdown.markdown(md_text, extensions=["tables"], output_format="html")
+    # A pipe inside a table cell is written `\|` (GitHub's rule, also inside code spans);
+    # Python-Markdown keeps the backslash in code spans, so drop it there.
+    body = _CODE.sub(lambda m: "<code>" + m.group(1).replace("\\|", "|") + "</code>", body)
     return ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
             f"<title>{html.escape(title)}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n"
             f"{embed_images(body, base)}\n</body>\n</html>\n")

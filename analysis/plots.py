@@ -24,8 +24,8 @@ def _save(fig, out: Path, name: str) -> list[Path]:
     for ax in fig.axes:
         if ax.get_xlabel() == "search epoch" and ax.lines:
             ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    if fig._suptitle is not None:
-        fig._suptitle.set_y(1.02)
+    if fig._suptitle is not None:  # above the panel titles, one step per extra line
+        fig._suptitle.set_y(1.02 + 0.06 * fig._suptitle.get_text().count("\n"))
     paths = [out / f"{name}.png", out / f"{name}.pdf"]
     fig.savefig(paths[0], dpi=130, bbox_inches="tight")
     fig.savefig(paths[1], bbox_inches="tight")

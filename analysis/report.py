@@ -159,9 +159,9 @@ def profile_note(runs: pd.DataFrame) -> str | None:
     if not profiles:
         return None
     epochs = sorted({int(e) for e in runs.epochs_planned.dropna()})
-    ep = ", ".join(map(str, epochs))
-    return (f"runs: {', '.join(profiles)} profile ({ep} epochs), NOT the paper protocol; "
-            "published lines are the papers' protocol")
+    ep = ", ".join(map(str, epochs)) + (" epoch" if epochs == [1] else " epochs")
+    return (f"runs: {', '.join(profiles)} profile ({ep}), NOT the paper protocol; "
+            "published lines: final values under the paper protocol")
 
 
 def _best_worst(sub: pd.DataFrame, kind: str) -> list[tuple[str, pd.Series]]:
