@@ -214,7 +214,8 @@ def arch_final_heatmap(arch: dict, axes: dict | None, title: str, out: Path, nam
                 continue
             spread = float(np.nanmax(df.to_numpy()) - np.nanmin(df.to_numpy()))
             sns.heatmap(df, ax=ax, cmap="viridis" if q != "σ" else "magma", annot=df.size <= 120,
-                        fmt=".2f" if spread >= 0.05 else ".4f",  # enough digits to see the spread annot_kws={"fontsize": 7}, cbar_kws={"label": q},
+                        fmt=".2f" if spread >= 0.05 else ".4f",  # enough digits to show the spread
+                        annot_kws={"fontsize": 7}, cbar_kws={"label": q},
                         vmin=0 if q != "σ" else None, vmax=1 if q.startswith("softmax") else None)
             ax.set_title(f"{t}: {q}" if len(tensors) > 1 else q, fontsize=9)
             ax.tick_params(axis="x", labelrotation=35, labelsize=7)
