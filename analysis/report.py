@@ -208,7 +208,7 @@ def _cells_section(final: pd.DataFrame, runs: pd.DataFrame, space_name: str, kin
              "Each method's final answer (its own pick where it makes one, else the derived "
              "cell), best and worst seed; every run's diagram and final architecture weights "
              "are under `figures/cells/` and `figures/arch/`.", ""]
-    rows = []
+    rows, figures = [], []
     for method, grp in sub.groupby("method"):
         graphs = {}
         for _, r in grp.iterrows():
@@ -227,22 +227,27 @@ def _cells_section(final: pd.DataFrame, runs: pd.DataFrame, space_name: str, kin
                 P.arch_final_heatmap(arch, axes, f"{space_name} / {method} / seed {r.seed}: "
                                      "final architecture weights", fig_dir / "arch",
                                      f"archfinal_{space_name}_{method}_seed{r.seed}")
-        panels = [(cap, graphs[r.seed]) for cap, r in _best_worst(grp, kind) if graphs.get(r.seed)]
-        for cap, r in _best_worst(grp, kind):
-            rows.append({"method": method, "seed": cap.split(" (")[0], "answer": f"`{_answer(r, runs)}`"})
+        picks = _best_worst(grp, kind)
+        panels = [(cap, graphs[r.seed]) for cap, r in picks if graphs.get(r.seed)]
+        for cap, r in picks:
+            rows.append({"method": method, "seed": cap.split(" (")[0],
+                         "figure": cap.split(" (", 1)[1].rstrip(")") if " (" in cap else "n/a",
+                         "answer": f"`{_answer(r, runs)}`"})
         paths = CD.draw_cells(panels, space.ops(), f"{space_name} / {method}: final answer",
                               fig_dir, f"cells_{space_name}_{method}")
-        if paths:
-            lines += [f"![{space_name} / {method}: cells]({_rel(paths[0], out)}) ([PDF]({_rel(paths[1], out)}))", ""]
-        best = _best_worst(grp, kind)[0][1]
+        best = picks[0][1]
         heat = fig_dir / "arch" / f"archfinal_{space_name}_{method}_seed{best.seed}.png"
+        if paths or heat.exists():
+            figures += [f"**{method}**", ""]
+        if paths:
+            figures += [f"![{space_name} / {method}: cells]({_rel(paths[0], out)}) ([PDF]({_rel(paths[1], out)}))", ""]
         if heat.exists():
-            lines += [f"![{space_name} / {method} / seed {best.seed}: final architecture weights]"
-                      f"({_rel(heat, out)}) ([PDF]({_rel(heat.with_suffix('.pdf'), out)}), "
-                      f"[CSV]({_rel(heat.with_suffix('.csv'), out)}))", ""]
+            figures += [f"![{space_name} / {method} / seed {best.seed}: final architecture weights]"
+                        f"({_rel(heat, out)}) ([PDF]({_rel(heat.with_suffix('.pdf'), out)}), "
+                        f"[CSV]({_rel(heat.with_suffix('.csv'), out)}))", ""]
     if rows:
         lines += [T.to_markdown(pd.DataFrame(rows)), ""]
-    return lines
+    return lines + figures
 
 
 def _final_arch(runs: pd.DataFrame, row: pd.Series) -> dict | None:

@@ -169,15 +169,13 @@ def report(tmp_path_factory) -> tuple[Path, str]:
     """One report (built once for the tests below) over hand-made runs."""
     tmp = tmp_path_factory.mktemp("report")
     r = tmp / "results"
-    for seed, (g, acc) in enumerate([(G_WORST, 60.0), (G_BEST, 93.0), (G_BEST, 92.0)]):
+    for seed, (g, acc) in enumerate([(G_WORST, 60.0), (G_BEST, 93.0)]):
         d = write_run(r, "nb201", "darts", seed, nb201(acc))
         _set_genotype(d, g, {"alpha": {"alpha": np.eye(6, 5).tolist()},
                              "weights": {"alpha": np.full((6, 5), 0.2).tolist()}})
-    for seed in range(2):
-        d = write_run(r, "nb201", "balenas", seed, nb201(90.0 + seed),
-                      arch={"mu": {"alpha": np.zeros((6, 5)).tolist()},
-                            "sigma": {"alpha": np.ones((6, 5)).tolist()}})
-        _set_genotype(d, G_BEST)
+    d = write_run(r, "nb201", "balenas", 0, nb201(90.0),
+                  arch={"mu": {"alpha": np.zeros((6, 5)).tolist()}, "sigma": {"alpha": np.ones((6, 5)).tolist()}})
+    _set_genotype(d, G_BEST)
     d = write_run(r, "nb201", "random-ws", 0, nb201(85.0), arch={"selected": G_BEST})
     _set_genotype(d, G_BEST)
     write_run(r, "nb201", "darts", 7, nb201(10.0), status="partial")
@@ -204,8 +202,8 @@ def _set_genotype(run: Path, genotype: str, arch: dict | None = None) -> None:
 
 def test_report_has_a_diagram_and_labelled_heatmap_for_every_finished_run(report):
     out, md = report
-    finished = [("nb201", "darts", s) for s in range(3)] + [("nb201", "balenas", s) for s in range(2)] + \
-               [("nb201", "random-ws", 0), ("nb1shot1-s1", "darts", 0)]
+    finished = [("nb201", "darts", 0), ("nb201", "darts", 1), ("nb201", "balenas", 0),
+                ("nb201", "random-ws", 0), ("nb1shot1-s1", "darts", 0)]
     for space, method, seed in finished:
         stem = f"{space}_{method}_seed{seed}"
         assert (out / "figures/cells" / f"cell_{stem}.png").is_file(), stem
@@ -224,7 +222,7 @@ def test_report_has_a_diagram_and_labelled_heatmap_for_every_finished_run(report
     assert not (out / "figures/cells/cell_nb201_darts_seed7.png").exists()  # unfinished
     # per method: best and worst seed in one figure, beside the final table
     assert "figures/cells_nb201_darts.png" in md and "figures/cells_nb1shot1-s1_darts.png" in md
-    assert "| darts | best seed 1 |" in md and "| darts | worst seed 0 |" in md
+    assert "| darts | best seed 1 | 93.00% CIFAR-10 test |" in md and "| darts | worst seed 0 |" in md
     # epoch counts are integers in the unfinished-runs table
     line = next(x for x in md.splitlines() if x.startswith("| nb201 | darts | 7 |"))
     assert "| partial | 1 | 2 |" in line
