@@ -91,7 +91,10 @@ def draw_cell(ax, graph: dict, colors: dict[str, tuple], title: str | None = Non
         k = spans.get(span, 0)
         spans[span] = k + 1
         # The arc's height over its chord grows with the layers it skips, never with box widths.
-        height = 0.0 if span <= 1 or y1 != y2 else (-1) ** (k + span) * (0.3 + 0.22 * (span - 1))
+        # ... and clears the nodes of the layers it jumps over (stacked nodes of a DAG).
+        between = [abs(pos[n][1] - y1) for n in pos if gen[s] < gen[n] < gen[d]]
+        height = 0.0 if span <= 1 or y1 != y2 else (-1) ** (k + span) * max(
+            0.3 + 0.22 * (span - 1), max(between, default=0.0) + 0.6)
         chord = max(((x2 - x1) ** 2 + (y2 - y1) ** 2) ** 0.5, 1e-9)
         rad = 2 * height / chord
         ys_extra.append((y1 + y2) / 2 - rad / 2 * (x2 - x1))  # the arc's midpoint

@@ -215,7 +215,8 @@ def arch_final_heatmap(arch: dict, axes: dict | None, title: str, out: Path, nam
             spread = float(np.nanmax(df.to_numpy()) - np.nanmin(df.to_numpy()))
             sns.heatmap(df, ax=ax, cmap="viridis" if q != "σ" else "magma", annot=df.size <= 120,
                         fmt=".2f" if spread >= 0.05 else ".4f",  # enough digits to show the spread
-                        annot_kws={"fontsize": 7}, cbar_kws={"label": q},
+                        annot_kws={"fontsize": 7},
+                        cbar_kws={"label": q, "format": matplotlib.ticker.ScalarFormatter(useOffset=False)},
                         vmin=0 if q != "σ" else None, vmax=1 if q.startswith("softmax") else None)
             ax.set_title(f"{t}: {q}" if len(tensors) > 1 else q, fontsize=9)
             ax.tick_params(axis="x", labelrotation=35, labelsize=7)
@@ -245,7 +246,8 @@ def arch_heatmap(history: list[tuple[int, dict]], title: str, out: Path, name: s
         epochs_.append(int(epoch))
         for q, t, df in frames:
             series.setdefault((q, t), []).append(df.to_numpy().reshape(-1))
-            labels[(q, t)] = [f"{r} {c}" for r in df.index for c in df.columns]
+            labels[(q, t)] = [f"{r}{c}" if str(r).endswith("<-") else f"{r} {c}"  # '2<-0', '1<-0 none'
+                              for r in df.index for c in df.columns]
     if not epochs_:
         return []
     keys = [k for k, v in series.items() if len(v) == len(epochs_)]
@@ -265,10 +267,11 @@ def arch_heatmap(history: list[tuple[int, dict]], title: str, out: Path, name: s
                 continue
             mat = pd.DataFrame(np.stack(series[(q, t)], axis=1), index=labels[(q, t)], columns=epochs_)
             sns.heatmap(mat, ax=ax, cmap="viridis" if q != "σ" else "magma", xticklabels=step,
-                        yticklabels=True, cbar_kws={"label": q})
+                        yticklabels=True,
+                        cbar_kws={"label": q, "format": matplotlib.ticker.ScalarFormatter(useOffset=False)})
             ax.set(xlabel="search epoch", ylabel="")
             ax.set_title(f"{t}: {q}" if len(tensors) > 1 else q, fontsize=9)
-            ax.tick_params(axis="y", labelsize=6 if len(mat) > 40 else 7)
+            ax.tick_params(axis="y", labelsize=6 if len(mat) > 40 else 7, labelrotation=0)
     fig.suptitle(title)
     fig.tight_layout()
     return _save(fig, out, name)

@@ -76,8 +76,9 @@ def build(results: Path, out: Path, heatmap_runs: int = 1) -> Path:
             num, disp = T.regret_tables(final, published, space)
             cap = f"{space}: final test regret and error (NB101, mean of 3 repeats), mean ± std over seeds"
         else:
-            md += [f"**{space}**: no benchmark figures in the records; score them with "
+            md += [f"### {space}", "", f"No benchmark figures in the records; score them with "
                    f"`python -m benchmark.score --results {results}`.", ""]
+            md += _cells_section(final, runs, space, kind, fig_dir, out)
             continue
         md += [f"### {space}", "", cap + ".", "", T.write_table(num, disp, tab_dir, f"{space}_final", cap),
                f"Also as [LaTeX](tables/{space}_final.tex) and [CSV](tables/{space}_final.csv).", ""]
