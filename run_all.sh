@@ -8,7 +8,7 @@
 # every registered method x space x seed (or the ones given); (3) when darts is among the
 # spaces: python -m benchmark.retrain --results OUT --spaces darts --profile PROFILE (the
 # DARTS space is scored by retraining its genotypes); (4) python -m benchmark.score;
-# (5) python analysis/report.py --results OUT --out OUT/report.
+# (5) python analysis/report.py --results OUT --out OUT/report (report.md, report.html).
 # Defaults: profile paper where CUDA is available, else smoke (said loudly); methods = all
 # registered; spaces = the registered spaces whose benchmark table is found (the others are
 # skipped with the reason, so a missing NB101 table never sinks the run; name a space with
@@ -109,5 +109,5 @@ SCORE=("$PY" -m benchmark.score --results "$OUT")
 [ ! -d "$BENCH" ] || SCORE+=(--benchmarks "$BENCH")
 "${SCORE[@]}"
 "$PY" analysis/report.py --results "$OUT" --out "$OUT/report"
-echo "run_all: report at $OUT/report/report.md" >&2
+echo "run_all: report at $OUT/report/report.md and report.html" >&2
 exit "$status"

@@ -168,6 +168,39 @@ class OneShot1Space:
         """maxpool3x3 ops in the derived cell after pruning (loose ends do not count)."""
         return self.genotype_info(genotype)['param_free_ops']
 
+    # ------------------------------------------------------------ for figures
+    def ops(self) -> list[str]:
+        return list(PRIMITIVES)
+
+    def arch_labels(self) -> dict[str, list[str]]:
+        """'ops': one row per choice block ('node i'); 'output' / 'input<i>': one row, the
+        node whose parents are chosen ('output<-', 'i<-')."""
+        labels = {'ops': [f'node {i}' for i in range(1, self.steps + 1)], 'output': ['output<-']}
+        labels.update({f'input{i}': [f'{i}<-'] for i in self.input_nodes})
+        return labels
+
+    def arch_columns(self) -> dict[str, list[str]]:
+        """'ops': the op names; parent tensors: the candidate parent nodes (0 = cell input)."""
+        cols = {'ops': self.ops(), 'output': [str(p) for p in range(self.steps + 1)]}
+        cols.update({f'input{i}': [str(p) for p in range(i)] for i in self.input_nodes})
+        return cols
+
+    def cell_graph(self, genotype: str) -> list[dict]:
+        """The NB101 cell after pruning, as NB101's figures draw it: ops on the nodes, plain
+        edges. Node names are the block ids of the genotype ('0' = input, 'output')."""
+        ops, parents = self.parse(genotype)
+        reach = self.reaches_output(parents)
+        # A block feeds the output only through a path: loose ends are pruned, as NB101 does.
+        name = lambda n: 'output' if n == self.steps + 1 else str(n)  # noqa: E731
+        kept = [n for n in range(self.steps + 2) if reach[n]]
+        alive = set(kept)
+        labels = {name(n): ('input' if n == 0 else 'output' if n == self.steps + 1 else ops[n - 1])
+                  for n in kept}
+        edges = [(name(p), name(n), '') for n, ps in enumerate(parents, 1) if n in alive
+                 for p in ps if p in alive]
+        return [{'name': 'cell', 'nodes': [name(n) for n in kept], 'edges': edges,
+                 'node_labels': labels}]
+
     # ------------------------------------------------------------ enumeration
     def iter_parents(self) -> Iterator[Parents]:
         choices = [itertools.combinations(range(node), k)

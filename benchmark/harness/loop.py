@@ -78,8 +78,10 @@ def search_step(method, train_batch, valid_batch, ctx: StepContext, arch_first: 
 
 
 def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.ndarray, np.ndarray],
-               device: str = "cpu", scorer: Scorer | None = None, progress: bool = True) -> str:
-    """Train (or resume) one run to completion; returns the final genotype."""
+               device: str = "cpu", scorer: Scorer | None = None, progress: bool = True,
+               on_record: Callable[[dict], None] | None = None) -> str:
+    """Train (or resume) one run to completion; returns the final genotype. `on_record` sees
+    every record as it is appended (live curves: benchmark/harness/live_log.py)."""
     device = torch.device(device)
     seed_everything(cfg.seed)
     streams = {name: torch.Generator().manual_seed(cfg.seed * 1000 + i)
@@ -112,7 +114,7 @@ def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.nd
         rewrite_jsonl(rd.epochs, rows)
     else:
         rd.epochs.unlink(missing_ok=True)
-        _record(rd, cfg, method, space, 0, [], w_opt, 0.0, 0.0, {}, scorer)
+        _record(rd, cfg, method, space, 0, [], w_opt, 0.0, 0.0, {}, scorer, on_record=on_record)
 
     bar = tqdm(total=(cfg.epochs - start + 1) * len(train), disable=not progress, leave=False,
                desc=f"{cfg.space}/{cfg.method}/seed-{cfg.seed}", unit="step")
@@ -137,7 +139,7 @@ def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.nd
         sched.step()
         dt = time.perf_counter() - t0
         wall += dt
-        _record(rd, cfg, method, space, epoch, rows, w_opt, dt, wall, diagnostics, scorer, lr_used)
+        _record(rd, cfg, method, space, epoch, rows, w_opt, dt, wall, diagnostics, scorer, lr_used, on_record)
         state = {"epoch": epoch, "wall_seconds": wall, "supernet": supernet.state_dict(),
                  "method": method.state_dict(), "w_optimizer": w_opt.state_dict(),
                  "scheduler": sched.state_dict(), "rng": rng_state(streams)}
@@ -151,7 +153,7 @@ def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.nd
 
 def _record(rd: RunDir, cfg: SearchConfig, method, space, epoch: int, rows: list[dict], w_opt,
             dt: float, wall: float, diagnostics: dict, scorer: Scorer | None,
-            lr_used: float | None = None) -> None:
+            lr_used: float | None = None, on_record: Callable[[dict], None] | None = None) -> None:
     genotype = method.derive()
     info = space.genotype_info(genotype)
     rec = {
@@ -171,3 +173,5 @@ def _record(rd: RunDir, cfg: SearchConfig, method, space, epoch: int, rows: list
         rec["selected_genotype"] = selected
         rec["selected_benchmark"] = scorer(selected, space.genotype_info(selected)) if scorer else None
     append_jsonl(rd.epochs, rec)
+    if on_record is not None:
+        on_record(rec)

@@ -48,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-file", help="NB201 cifar-split.txt (default: found in --benchmarks)")
     p.add_argument("--devices", default=None, help="cpu or cuda:0[,cuda:1...] (default cuda:0 if present, else cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads per run (recorded)")
+    p.add_argument("--log", default="none", metavar="none|tensorboard|wandb",
+                   help="live curves of every epoch's scalars: tensorboard (<run>/tensorboard/, needs "
+                        "the tensorboard package) or wandb (offline, <run>/wandb/, needs wandb); "
+                        "not part of a run's identity (default none)")
     p.add_argument("--deterministic", action="store_true",
                    help="CUDA: deterministic kernels (torch.use_deterministic_algorithms, cuDNN "
                         "deterministic, no autotuning, CUBLAS_WORKSPACE_CONFIG=:4096:8); recorded "
@@ -94,6 +98,9 @@ def plan(args) -> list:
     space_names = parse_names(args.spaces, spaces(), "spaces")
     method_names = parse_names(args.methods, methods(), "methods")
     seeds = parse_seeds(args.seeds)
+    from benchmark.harness.live_log import unavailable
+    if unavailable(args.log):  # unknown value, or its package missing: before anything runs
+        raise UsageError(unavailable(args.log))
     if args.epochs is not None and args.epochs < 1:
         raise UsageError("--epochs must be at least 1")
     configs = {}
@@ -139,7 +146,7 @@ def plan(args) -> list:
             jobs.append(Job(spec, cfg, args.out, str(args.data), bench if Path(bench).is_dir() else None,
                             str(split_file) if split_file else None, devices[0], args.threads,
                             not args.no_progress, args.retry_failed, args.download,
-                            deterministic=args.deterministic))
+                            deterministic=args.deterministic, log=args.log))
     except DataError as e:
         raise UsageError(str(e)) from None
     except BenchmarkFileError as e:

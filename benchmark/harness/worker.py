@@ -36,6 +36,7 @@ class Job:
     retry_failed: bool = False
     download: bool = False
     deterministic: bool = False   # CUDA: deterministic kernels (see make_deterministic)
+    log: str = "none"             # live curves: none | tensorboard | wandb (not the run's identity)
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,10 @@ def execute(job: Job, wait: bool = False) -> Outcome:
             split = make_split(cfg.split, len(data.y_train), cfg.seed,
                                Path(job.split_file) if job.split_file else None)
             scorer, _ = load_scorer(cfg.space, job.benchmarks, cfg.score_hp)
-            genotype = run_search(cfg, rd, data, split[:2], job.device, scorer, job.progress)
+            from benchmark.harness.live_log import LiveLog
+            with LiveLog(job.log, rd.path, spec.label, identity) as live:
+                genotype = run_search(cfg, rd, data, split[:2], job.device, scorer, job.progress,
+                                      on_record=live.log)
         except Exception as e:  # one run's failure must not stop the grid
             reason = f"{type(e).__name__}: {e}"
             if isinstance(e, torch.cuda.OutOfMemoryError):
