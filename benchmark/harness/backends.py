@@ -43,10 +43,13 @@ class Placement:
 
 
 def split_done(jobs: list[Job]) -> tuple[list[Job], list[Outcome]]:
-    """(runs to submit, outcomes of runs already done); done runs are never resubmitted."""
+    """(runs to submit, outcomes of runs already done); done runs are never resubmitted. A
+    finished run whose files are damaged is submitted: its worker reports it (or repairs it
+    with --retry-failed)."""
     todo, done = [], []
     for j in jobs:
-        if RunDir(j.out, j.spec.space, j.spec.method, j.spec.seed).status() == "done":
+        rd = RunDir(j.out, j.spec.space, j.spec.method, j.spec.seed)
+        if rd.status() == "done" and not rd.problems():
             done.append(Outcome(j.spec.label, "done"))
         else:
             todo.append(j)

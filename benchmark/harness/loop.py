@@ -100,7 +100,7 @@ def load_resumable(rd: RunDir, cfg: SearchConfig, device) -> tuple[dict | None, 
         bad = [n for n, r in head if r is None]
         what = (f"line {bad[0]} of {rd.epochs.name} is unreadable" if bad
                 else f"{rd.epochs.name} does not hold exactly the epochs 0-{c} before it")
-        return None, [], (f"checkpoint.pt (epoch {c}) does not match the records ({what}); "
+        return None, [], (f"{rd.checkpoint} (epoch {c}) does not match the records ({what}); "
                           "starting this run afresh")
     return ck, [r for _, r in head], f"resumed from checkpoint.pt (epoch {c}), which matches the records 0-{c}"
 
