@@ -2,8 +2,9 @@
 
 config.json      the run's identity (SearchConfig); a rerun with another identity is refused
 provenance.json  one entry per (re)start: versions, git commit, device, threads, host, time
+                 (an unreadable one is kept as provenance.json.damaged by --retry-failed)
 epochs.jsonl     one JSON object per finished epoch (epoch 0 = the initial architecture)
-checkpoint.pt    state after the last finished epoch (atomic)
+checkpoint.pt    state after the last finished epoch and the config it was made under (atomic)
 done.json        completion marker with the final genotype
 failed.json      why the last attempt failed (reason + traceback); cleared on success
 .lock            held while a worker runs it (an OS lock: released when its holder dies)
