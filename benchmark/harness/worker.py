@@ -152,7 +152,7 @@ def _execute_locked(job: Job, rd: RunDir) -> Outcome:
         if not job.retry_failed:
             return Outcome(spec.label, "damaged", f"{rd.path}: {'; '.join(problems)}; {retry}")
         if problems:
-            repairs.append(f"finished run with damaged records ({'; '.join(problems)})")
+            repairs.append(f"finished run with damaged files ({'; '.join(problems)})")
     elif status == "failed" and not job.retry_failed:
         return Outcome(spec.label, "failed-earlier", f"see {rd.failed}; rerun with --retry-failed")
     if provenance_damage is not None and not job.retry_failed:
