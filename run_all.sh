@@ -13,7 +13,8 @@
 # registered; spaces = the registered spaces whose benchmark table is found (the others are
 # skipped with the reason, so a missing NB101 table never sinks the run; name a space with
 # --spaces to run it anyway, unscored); seeds 0-4 (paper) or 0-1 (smoke).
-# Exit codes: 0 all done; 1 some run failed (the report is still written); 2 bad input.
+# Exit codes: 0 all done; 1 some run failed or has damaged files (the report is still written
+# and names them); 2 bad input.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -107,7 +108,13 @@ fi
 
 SCORE=("$PY" -m benchmark.score --results "$OUT")
 [ ! -d "$BENCH" ] || SCORE+=(--benchmarks "$BENCH")
-"${SCORE[@]}"
-"$PY" analysis/report.py --results "$OUT" --out "$OUT/report"
+step=0
+"${SCORE[@]}" || step=$?               # 1: damaged runs skipped (named), the others scored
+[ "$step" -ne 2 ] || exit 2
+[ "$step" -eq 0 ] || status=1
+step=0
+"$PY" analysis/report.py --results "$OUT" --out "$OUT/report" || step=$?   # 1: damaged runs left out
+[ "$step" -ne 2 ] || exit 2
+[ "$step" -eq 0 ] || status=1
 echo "run_all: report at $OUT/report/report.md and report.html" >&2
 exit "$status"

@@ -3,12 +3,20 @@
   python analysis/report.py --results results/ --out results/report/
 
 Reads only run records (results/<space>/<method>/seed-<k>/). Every method and space found
-there is reported; none is named in this code. Exit codes: 0 written, 2 bad input.
+there is reported; none is named in this code. A run whose files are damaged (an unreadable
+record, a missing epoch, an unreadable config.json or done.json) is listed with what is wrong
+and left out of every table and figure, unless --include-damaged. The report is written into
+a temporary folder beside --out and swapped in whole: a killed report leaves the old one.
+Exit codes: 0 written; 1 written, but damaged runs were left out (named on stderr and in the
+report); 2 bad input or the report folder cannot be written (nothing changed).
 """
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 if not __package__:  # run as a script: make the repo importable
@@ -42,12 +50,46 @@ def _rel(p: Path, root: Path) -> str:
     return p.relative_to(root).as_posix()
 
 
-def build(results: Path, out: Path, heatmap_runs: int = 1) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
+def build(results: Path, out: Path, heatmap_runs: int = 1, include_damaged: bool = False,
+          seen: list | None = None) -> Path:
+    """Write the report into a fresh temporary folder beside `out`, then swap it in; returns
+    out/report.md (and appends the runs table to `seen`). Leftovers of a killed earlier report
+    (.<name>.tmp-*, .<name>.old-*) are removed first."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in list(out.parent.glob(f".{out.name}.tmp-*")) + list(out.parent.glob(f".{out.name}.old-*")):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    os.chmod(tmp, 0o777 & ~_umask())
+    try:
+        runs = _build(results, tmp, heatmap_runs, include_damaged)
+        if seen is not None:
+            seen.append(runs)
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+            os.replace(out, old)  # onto the empty placeholder: one rename within one folder
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return out / "report.md"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _build(results: Path, out: Path, heatmap_runs: int, include_damaged: bool) -> pd.DataFrame:
     tab_dir, fig_dir = out / "tables", out / "figures"
-    epochs, runs = C.collect(results)
+    all_epochs, runs = C.collect(results)
+    epochs = C.usable(all_epochs, runs, include_damaged)
     C.save(epochs, runs, out / "data")
-    final = C.final_epochs(epochs, runs)
+    final = C.final_epochs(epochs, runs, include_damaged)
     published = T.load_published()
     official, prov = data_provenance(runs)
     title = "# NAS reproducibility report" + ("" if official else
@@ -57,7 +99,18 @@ def build(results: Path, out: Path, heatmap_runs: int = 1) -> Path:
 
     md += ["## Runs", "", T.to_markdown(runs.groupby(["space", "method", "status"]).size()
                                         .rename("runs").reset_index())]
-    bad = runs[runs.status != "done"]
+    hurt = runs[C.damaged(runs)]
+    if len(hurt):
+        md += [("Damaged runs, INCLUDED at your request (`--include-damaged`): a damaged finished "
+                "run counts with its last readable epoch, which may not be its final one:")
+               if include_damaged else
+               "Damaged runs: their files are incomplete or unreadable, so they are left out of "
+               "every table, statistic and figure below (`--include-damaged` counts them anyway):",
+               "", T.to_markdown(hurt[["space", "method", "seed", "status", "damage", "path"]].fillna("")),
+               "Repair: `python benchmark/run.py` with the same options and `--retry-failed` "
+               "recomputes each of them (from its checkpoint only where that matches the intact "
+               "records, else from the start); or delete the run folder.", ""]
+    bad = runs[(runs.status != "done") & ~(C.damaged(runs) & (runs.status == "damaged"))]
     if len(bad):
         bad = bad[["space", "method", "seed", "status", "epochs_recorded", "epochs_planned", "reason"]]
         md += ["Unfinished or failed runs (left out of the final tables):", "",
@@ -90,7 +143,8 @@ def build(results: Path, out: Path, heatmap_runs: int = 1) -> Path:
         md += _cells_section(final, runs, space, kind, fig_dir, out)
         md += _stats_section(final, space, kind, tab_dir)
 
-    num, disp = T.cost_tables(epochs, runs)
+    counted = runs.assign(status=runs.status.replace({"damaged": "done"})) if include_damaged else runs
+    num, disp = T.cost_tables(epochs, counted)
     md += ["## Search cost", "", T.write_table(num, disp, tab_dir, "search_cost",
                                                "Search cost: wall seconds per finished run and per epoch"), ""]
 
@@ -108,7 +162,8 @@ def build(results: Path, out: Path, heatmap_runs: int = 1) -> Path:
         figs.append((f"{space}: skip connections and parameter-free ops in the derived normal cell",
                      D.collapse_figure(epochs, fig_dir, space)))
     figs.append(("Dominant Hessian eigenvalue (runs with hessian_every > 0)", P.hessian(epochs, fig_dir)))
-    done = runs[runs.status.isin(["done", "partial"])].sort_values(["space", "method", "seed"])
+    shown = runs if include_damaged else runs[~C.damaged(runs)]
+    done = shown[shown.status.isin(["done", "partial", "damaged"])].sort_values(["space", "method", "seed"])
     for (space, method), grp in done.groupby(["space", "method"]):
         axes = _arch_axes(space)
         for _, r in grp.head(heatmap_runs).iterrows():
@@ -123,7 +178,7 @@ def build(results: Path, out: Path, heatmap_runs: int = 1) -> Path:
     report = out / "report.md"
     report.write_text("\n".join(md) + "\n")
     H.write_html(report, out / "report.html", title=title.lstrip("# "))
-    return report
+    return runs
 
 
 def _count(v) -> str:
@@ -322,6 +377,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="report folder (default <results>/report/)")
     p.add_argument("--heatmap-runs", type=int, default=1,
                    help="architecture heatmaps per (space, method): the lowest seeds (default 1)")
+    p.add_argument("--include-damaged", action="store_true",
+                   help="count finished runs whose records are damaged (with their last readable "
+                        "epoch) instead of leaving them out; the report still lists them")
     a = p.parse_args(argv)
     results = Path(a.results)
     if not results.is_dir():
@@ -331,9 +389,41 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no run folders (<space>/<method>/seed-<k>/) under {results}; run "
               "benchmark/run.py first", file=sys.stderr)
         return 2
-    report = build(results, Path(a.out) if a.out else results / "report", a.heatmap_runs)
+    out = Path(a.out) if a.out else results / "report"
+    problem = _unwritable(out)
+    if problem:
+        print(f"error: --out {out}: {problem}; nothing was written", file=sys.stderr)
+        return 2
+    seen: list = []
+    try:
+        report = build(results, out, a.heatmap_runs, a.include_damaged, seen)
+    except OSError as e:
+        print(f"error: could not write the report to {out}: {e.strerror or e} "
+              f"({e.filename or out}); the previous report, if any, is unchanged", file=sys.stderr)
+        return 2
+    runs = seen[0]
+    hurt = runs[C.damaged(runs)]
+    for r in hurt.itertuples():
+        verb = "included" if a.include_damaged else "left out"
+        print(f"{verb} damaged run {r.path}: {r.damage}", file=sys.stderr)
     print(f"wrote {report}")
-    return 0
+    return 1 if len(hurt) and not a.include_damaged else 0
+
+
+def _unwritable(out: Path) -> str:
+    """Why the report cannot be written at `out` ('' if it can, as far as can be told)."""
+    if out.exists() and not out.is_dir():
+        return "is a file, not a folder; give a folder"
+    parent = out.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is a file, so no folder can be made below it; choose another folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"{parent} is not writable; choose another folder"
+    if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):
+        return "the folder is read-only; make it writable (chmod u+w) or choose another folder"
+    return ""
 
 
 if __name__ == "__main__":

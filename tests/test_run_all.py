@@ -64,6 +64,19 @@ def test_run_all_smoke_end_to_end(tmp_path):
     assert [r_["epoch"] for r_ in recs] == [0, 1]
     assert isinstance(recs[1]["diagnostics"]["hessian_max_eig"], float)
 
+    # A damaged finished run: every step names it and goes on; the report is still written
+    # (without it) and the exit code says so.
+    lines = (out / "nb201/darts/seed-0/epochs.jsonl").read_text().splitlines(keepends=True)
+    (out / "nb201/darts/seed-0/epochs.jsonl").write_text(lines[0] + "garbage\n")
+    (rep / "report.md").unlink()
+    r = _run(["--profile", "smoke", "--methods", "darts", "--spaces", "nb201", "--seeds", "0-1",
+              "--epochs", "1", "--set", "train_subset=64", "--set", "hessian_every=1",
+              "--threads", "1", "--no-progress", "--out", str(out)])
+    assert r.returncode == 1, r.stderr[-3000:]
+    assert "seed-0: damaged" in r.stderr and "skipped" in r.stderr and "left out damaged run" in r.stderr
+    rows = list(csv.DictReader(open(rep / "tables/nb201_final.csv")))
+    assert rows[0]["n_seeds"] == "1" and "Damaged runs" in (rep / "report.md").read_text()
+
 
 def test_run_all_darts_space_ends_with_the_retrained_table(tmp_path):
     """--spaces darts: searches, then retraining of their genotypes, then the DARTS-space

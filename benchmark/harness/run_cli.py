@@ -59,7 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "GPU memory; an op without a deterministic kernel fails its run. "
                         "CPU runs with --threads fixed are deterministic without it")
     add_execution_options(p)
-    p.add_argument("--retry-failed", action="store_true", help="run again the runs that failed before")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="run again the runs that failed before, and recompute finished runs whose "
+                        "files are damaged (from checkpoint.pt only where it matches the intact "
+                        "records, else afresh)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--dry-run", action="store_true", help="print the grid and resolved configs, run nothing")
     return p
@@ -152,12 +155,18 @@ def plan(args) -> list:
     except BenchmarkFileError as e:
         raise UsageError(f"{e}\n  replace or remove that file (or point --benchmarks / --split-file "
                          "elsewhere); nothing was run") from None
+    from benchmark.harness.records import DamagedFile
     from benchmark.harness.rundir import IdentityMismatch, RunDir
     for j in jobs:  # refuse before anything runs rather than mix results
+        rd = RunDir(args.out, j.spec.space, j.spec.method, j.spec.seed)
         try:
-            RunDir(args.out, j.spec.space, j.spec.method, j.spec.seed).check_identity(j.config.to_json())
+            rd.check_identity(j.config.to_json())
+            if not rd.config.exists():  # a checkpoint says what it was made under
+                rd.check_checkpoint_identity(j.config.to_json())
         except IdentityMismatch as e:
             raise UsageError(str(e)) from None
+        except DamagedFile:
+            pass  # a damaged folder fails that run only (the worker says how to repair it)
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -236,6 +245,8 @@ def summarize(outcomes) -> int:
         counts[o.status] = counts.get(o.status, 0) + 1
         if not o.ok:
             print(f"{o.label}: {o.status}: {o.message}", file=sys.stderr)
+        elif o.notes:
+            print(f"{o.label}: {o.status}: {o.notes}", file=sys.stderr)
     print("summary: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     return 0 if all(o.ok for o in outcomes) else 1
 
