@@ -7,7 +7,8 @@ a perturbed simplex point (SDARTS), a sample (BaLeNAS) or switch products (Bayes
 """
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+import inspect
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -29,6 +30,10 @@ class SearchSpace(Protocol):
 
     def supernet(self, **kwargs) -> nn.Module:
         """One-shot model; ``forward(x, weights: Weights) -> logits``."""
+
+    def check_supernet(self, kwargs: dict) -> None:
+        """Raise ValueError naming `supernet.<arg>` and its valid values if `supernet(**kwargs)`
+        would be refused or meaningless (unknown argument, wrong type, out of range)."""
 
     def derive(self, scores: Weights) -> str:
         """Genotype string from per-choice scores (alpha, mu, gammas...)."""
@@ -58,3 +63,37 @@ def one_hot_rows(shapes: dict[str, tuple[int, ...]], generator: torch.Generator)
         idx = torch.randint(shape[-1], (rows,), generator=generator)
         out[name] = torch.nn.functional.one_hot(idx, shape[-1]).float().reshape(shape)
     return out
+
+
+def check_arguments(kwargs: dict[str, Any], constructor: Callable, minimum: dict[str, int] | None = None,
+                    choices: dict[str, tuple] | None = None, skip: tuple[str, ...] = ()) -> None:
+    """Check supernet arguments against `constructor`'s signature: each name must be one of its
+    keyword parameters (but `skip`), each value of its default's type (bool, int, float, str),
+    at least `minimum[name]` and one of `choices[name]` where given. Raises ValueError."""
+    minimum, choices = minimum or {}, choices or {}
+    params = {n: p for n, p in inspect.signature(constructor).parameters.items()
+              if n not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    valid = ", ".join([*params, *choices])
+    for name, value in kwargs.items():
+        if name in choices:
+            if value not in choices[name]:
+                raise ValueError(f"supernet.{name} must be one of {', '.join(map(repr, choices[name]))}, "
+                                 f"got {value!r}")
+            continue
+        if name not in params:
+            raise ValueError(f"supernet.{name}: no such supernet argument; valid: {valid}")
+        default = params[name].default
+        if isinstance(default, bool):
+            ok, what = isinstance(value, bool), "true or false"
+        elif isinstance(default, int):
+            ok, what = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+        elif isinstance(default, float):
+            ok, what = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+        elif isinstance(default, str):
+            ok, what = isinstance(value, str), "a word"
+        else:
+            ok, what = True, ""
+        if name in minimum:
+            ok, what = ok and value >= minimum[name], f"{what} >= {minimum[name]}"
+        if not ok:
+            raise ValueError(f"supernet.{name} must be {what}, got {value!r}")

@@ -17,12 +17,25 @@ Scorer = Callable[[str, dict], "dict | None"]
 
 # A space's `benchmark` attribute names its scorer here: "module:function", imported only when
 # used. Each function is `load(space, benchmarks_dir, hp) -> (scorer or None, message)`, the
-# message saying where the figures come from or how to get them. Adding a benchmark = one
-# module and one line here; the harness never branches on a space or benchmark name.
+# message saying where the figures come from or how to get them. Each module also names its
+# training schedules, `HPS` (the valid `score_hp` values). Adding a benchmark = one module and
+# one line here; the harness never branches on a space or benchmark name.
 SCORERS: dict[str, str] = {
     "nb201": "benchmark.tabular.nb201_scorer:load",
     "nb101": "benchmark.tabular.nb101_scorer:load",
 }
+
+
+def score_hps(space) -> tuple[str, ...]:
+    """The `score_hp` values the space's scorer knows (its module's `HPS`)."""
+    import importlib
+    from spaces import get_space
+    if isinstance(space, str):
+        space = get_space(space)
+    if space.benchmark not in SCORERS:
+        raise KeyError(f"space {space.name!r} names an unknown scorer {space.benchmark!r}; "
+                       f"registered: {', '.join(SCORERS)}")
+    return tuple(importlib.import_module(SCORERS[space.benchmark].split(":")[0]).HPS)
 
 
 def load_scorer(space, benchmarks_dir: str | Path | None, hp: str = "200") -> tuple[Scorer | None, str]:

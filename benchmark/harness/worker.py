@@ -10,15 +10,16 @@ import os
 import platform
 import socket
 import subprocess
+import threading
 import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.harness.config import SearchConfig
+from benchmark.harness.config import MAX_LOSS, SearchConfig
 from benchmark.harness.data import Cifar10, load_cifar10, make_split
 from benchmark.harness.grid import RunSpec
-from benchmark.harness.records import atomic_write_json
+from benchmark.harness.records import DiskFullError, atomic_write_json
 from benchmark.harness.rundir import IdentityMismatch, RunDir
 
 
@@ -36,17 +37,63 @@ class Job:
     retry_failed: bool = False
     download: bool = False
     deterministic: bool = False   # CUDA: deterministic kernels (see make_deterministic)
+    max_loss: float = MAX_LOSS    # divergence threshold on an epoch's mean loss (config.MAX_LOSS)
+    parent_pid: int | None = None  # a pool worker's parent: when it dies, stop (watch_parent)
 
 
 @dataclass(frozen=True)
 class Outcome:
     label: str
-    status: str    # done (earlier) | finished | failed | failed-earlier | busy | refused
+    status: str    # done (earlier) | finished | failed | failed-earlier | busy | refused | stopped
     message: str = ""
 
     @property
     def ok(self) -> bool:
         return self.status in ("done", "finished", "busy")
+
+
+# ---- a pool worker whose parent died stops --------------------------------------------------
+# Pool workers (joblib/loky) are not children that die with their parent: after a SIGKILL of
+# run.py they would go on with the runs already queued to them. Each worker watches its
+# parent's pid (os.getppid() changes when the parent dies; portable, unlike Linux's
+# PR_SET_PDEATHSIG): a run in progress stops after its next checkpoint (so it resumes
+# exactly), nothing new starts, and the worker process exits.
+PARENT_POLL_S = 0.5
+_parent_gone = threading.Event()
+_run_active = threading.Lock()   # held by a pool worker while it executes a run
+_watched: list[int] = []
+
+
+def parent_gone() -> bool:
+    return _parent_gone.is_set()
+
+
+def watch_parent(pid: int) -> None:
+    """Start (once per process) a thread that notices when `pid`, our parent, dies: it sets
+    parent_gone(), waits for a run in progress to stop at its checkpoint, then exits."""
+    if _watched:
+        return
+    _watched.append(pid)
+
+    def poll() -> None:
+        while os.getppid() == pid:
+            time.sleep(PARENT_POLL_S)
+        _parent_gone.set()
+        with _run_active:  # the run in progress stops after its next checkpoint
+            os._exit(0)
+
+    threading.Thread(target=poll, name="watch-parent", daemon=True).start()
+
+
+def execute_in_pool(job: "Job", run) -> "Outcome":
+    """`run(job)` in a pool worker, unless the parent that queued it has died."""
+    if job.parent_pid is not None:
+        watch_parent(job.parent_pid)
+    with _run_active:
+        if parent_gone() or (job.parent_pid is not None and os.getppid() != job.parent_pid):
+            _parent_gone.set()
+            return Outcome(job.spec.label, "stopped", "the process that started this worker died")
+        return run(job)
 
 
 @functools.lru_cache(maxsize=2)
@@ -83,7 +130,7 @@ def provenance(job: Job) -> dict:
             "numpy": numpy.__version__, "cuda": torch.version.cuda, "git_commit": _git_commit(),
             "device": job.device, "torch_threads": torch.get_num_threads(),
             "data_path": job.data_path, "benchmarks": job.benchmarks, "pid": os.getpid(),
-            "deterministic": job.deterministic,
+            "deterministic": job.deterministic, "max_loss": job.max_loss,
             "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG")}
 
 
@@ -92,7 +139,7 @@ def execute(job: Job, wait: bool = False) -> Outcome:
     this blocks until that worker ends, then reports the run as it left it (or takes it over
     if that worker died)."""
     import torch
-    from benchmark.harness.loop import run_search
+    from benchmark.harness.loop import StopRequested, run_search
     from benchmark.harness.scoring import load_scorer
 
     spec, cfg = job.spec, job.config
@@ -101,42 +148,59 @@ def execute(job: Job, wait: bool = False) -> Outcome:
     if lock is None:
         return Outcome(spec.label, "busy", "another worker holds this run")
     try:
-        identity = cfg.to_json()
-        try:  # before anything else: a finished run of another identity is no answer either
-            rd.check_identity(identity)
-        except IdentityMismatch as e:
-            return Outcome(spec.label, "refused", str(e))
-        rd.remove_stale_temp_files()  # left by a writer killed mid-write; we hold the lock
-        status = rd.status()
-        if status == "done":
-            return Outcome(spec.label, "done")
-        if status == "failed" and not job.retry_failed:
-            return Outcome(spec.label, "failed-earlier", f"see {rd.failed}; rerun with --retry-failed")
-        rd.write_identity(identity)
-        if job.threads:
-            torch.set_num_threads(job.threads)
-        if job.deterministic:
-            make_deterministic()
-        rd.add_provenance(provenance(job))
+        return _execute_locked(job, rd)
+    except DiskFullError as e:  # writing config/provenance, or the failure record itself
+        return Outcome(spec.label, "failed", str(e))
+    finally:
+        lock.release()
+
+
+def _execute_locked(job: Job, rd: RunDir) -> Outcome:
+    import torch
+    from benchmark.harness.loop import StopRequested, run_search
+    from benchmark.harness.scoring import load_scorer
+    spec, cfg = job.spec, job.config
+    identity = cfg.to_json()
+    try:  # before anything else: a finished run of another identity is no answer either
+        rd.check_identity(identity)
+    except IdentityMismatch as e:
+        return Outcome(spec.label, "refused", str(e))
+    rd.remove_stale_temp_files()  # left by a writer killed mid-write; we hold the lock
+    status = rd.status()
+    if status == "done":
+        return Outcome(spec.label, "done")
+    if status == "failed" and not job.retry_failed:
+        return Outcome(spec.label, "failed-earlier", f"see {rd.failed}; rerun with --retry-failed")
+    rd.write_identity(identity)
+    if job.threads:
+        torch.set_num_threads(job.threads)
+    if job.deterministic:
+        make_deterministic()
+    rd.add_provenance(provenance(job))
+    try:
+        data = cached_data(job.data_path, job.download)
+        split = make_split(cfg.split, len(data.y_train), cfg.seed,
+                           Path(job.split_file) if job.split_file else None)
+        scorer, _ = load_scorer(cfg.space, job.benchmarks, cfg.score_hp)
+        genotype = run_search(cfg, rd, data, split[:2], job.device, scorer, job.progress,
+                              max_loss=job.max_loss,
+                              should_stop=parent_gone if job.parent_pid is not None else None)
+    except StopRequested as e:  # resumable: no failure recorded
+        return Outcome(spec.label, "stopped", str(e))
+    except Exception as e:  # one run's failure must not stop the grid
+        reason = f"{type(e).__name__}: {e}"
+        if isinstance(e, torch.cuda.OutOfMemoryError):
+            torch.cuda.empty_cache()  # give the memory back for the runs that follow
+            reason += (" -- lower the memory need (e.g. --set batch_size=32) or use a larger "
+                       "GPU, then rerun with --retry-failed")
         try:
-            data = cached_data(job.data_path, job.download)
-            split = make_split(cfg.split, len(data.y_train), cfg.seed,
-                               Path(job.split_file) if job.split_file else None)
-            scorer, _ = load_scorer(cfg.space, job.benchmarks, cfg.score_hp)
-            genotype = run_search(cfg, rd, data, split[:2], job.device, scorer, job.progress)
-        except Exception as e:  # one run's failure must not stop the grid
-            reason = f"{type(e).__name__}: {e}"
-            if isinstance(e, torch.cuda.OutOfMemoryError):
-                torch.cuda.empty_cache()  # give the memory back for the runs that follow
-                reason += (" -- lower the memory need (e.g. --set batch_size=32) or use a larger "
-                           "GPU, then rerun with --retry-failed")
             atomic_write_json(rd.failed, {"reason": reason,
                                           "traceback": traceback.format_exc(),
                                           "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-            return Outcome(spec.label, "failed", reason)
-        return Outcome(spec.label, "finished", genotype)
-    finally:
-        lock.release()
+        except OSError as w:  # e.g. the disk that filled up: say so, go on with the grid
+            reason += f" (and {rd.failed} could not be written: {w})"
+        return Outcome(spec.label, "failed", reason)
+    return Outcome(spec.label, "finished", genotype)
 
 
 def wait_for_busy(jobs: list[Job], outcomes: list[Outcome]) -> list[Outcome]:
