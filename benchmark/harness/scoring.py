@@ -57,13 +57,15 @@ def load_scorer(space, benchmarks_dir: str | Path | None, hp: str = "200") -> tu
 
 def rescore(results: Path, benchmarks_dir: Path | None) -> tuple[int, int]:
     """Fill in `benchmark` for every record under `results`; returns (runs, records) scored."""
-    from benchmark.harness.config import SearchConfig
+    # config.json read as a plain dict: benchmark.harness.config imports this module (to check
+    # score_hp against score_hps), so importing it back would make a cycle.
+    from types import SimpleNamespace
     from benchmark.harness.records import read_json, read_jsonl, rewrite_jsonl
     from spaces import get_space
     runs = recs = 0
     scorers: dict[tuple[str, str], Scorer | None] = {}
     for cfg_path in sorted(results.glob("*/*/seed-*/config.json")):
-        cfg = SearchConfig.from_json(read_json(cfg_path))
+        cfg = SimpleNamespace(**read_json(cfg_path))
         key = (cfg.space, cfg.score_hp)
         if key not in scorers:
             scorer, msg = load_scorer(cfg.space, benchmarks_dir, cfg.score_hp)
