@@ -47,7 +47,8 @@ def need_number(name: str, value: Any, rule: str, ok: Callable[[float], bool]) -
 
 
 def need_choice(name: str, value: Any, choices) -> None:
-    if value not in choices:
+    """method.<name> must be one of `choices` (True is not 1 here)."""
+    if isinstance(value, bool) or value not in choices:
         raise ValueError(f"method.{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
 
 

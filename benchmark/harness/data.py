@@ -69,13 +69,16 @@ def load_cifar10(path: str | Path, download: bool = False) -> Cifar10:
             raise DataError(f"no CIFAR-10 under {path} ({e}); add --download where the "
                             "network allows, or point --data at an .npz") from e
         x, y = np.asarray(ds.data), np.asarray(ds.targets, dtype=np.int64)
+    if y.size and not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{path}: y_train must hold CIFAR-10 labels, whole numbers 0..{NUM_CLASSES - 1}; "
+                        f"got values of type {y.dtype}")
+    if y.size and (y.min() < 0 or y.max() >= NUM_CLASSES):
+        bad = y[(y < 0) | (y >= NUM_CLASSES)]
+        raise DataError(f"{path}: y_train must hold CIFAR-10 labels, whole numbers 0..{NUM_CLASSES - 1}; "
+                        f"{len(bad)} labels are outside, e.g. {int(bad[0])}")
     if x.shape != (50000, 32, 32, 3) or x.dtype != np.uint8 or y.shape != (50000,):
         raise DataError(f"{path}: expected x_train (50000,32,32,3) uint8 and y_train (50000,), "
                         f"got {x.shape} {x.dtype} and {y.shape}")
-    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= NUM_CLASSES:
-        bad = y[(y < 0) | (y >= NUM_CLASSES)] if np.issubdtype(y.dtype, np.number) else y[:1]
-        raise DataError(f"{path}: y_train must hold CIFAR-10 labels, whole numbers 0..{NUM_CLASSES - 1}; "
-                        f"got {y.dtype} with {len(bad)} other values, e.g. {bad[0]!r}")
     return Cifar10(x, y.astype(np.int64), str(path), _md5(x, y))
 
 

@@ -84,7 +84,7 @@ def check_divergence(rows: list[dict], epoch: int, max_loss: float) -> None:
     for k in ("train_loss", "valid_loss"):
         mean = _mean(rows, k)
         if mean is not None and mean > max_loss:
-            raise DivergenceError(f"diverged: mean {k} {mean:.4g} > threshold {max_loss:g} at epoch "
+            raise DivergenceError(f"diverged: mean {k} {mean:.6g} > threshold {max_loss:g} at epoch "
                                   f"{epoch} (lower the learning rates, or change the threshold with "
                                   "--max-loss)")
 
