@@ -71,8 +71,10 @@ def check_arguments(kwargs: dict[str, Any], constructor: Callable, minimum: dict
     keyword parameters (but `skip`), each value of its default's type (bool, int, float, str),
     at least `minimum[name]` and one of `choices[name]` where given. Raises ValueError."""
     minimum, choices = minimum or {}, choices or {}
-    params = {n: p for n, p in inspect.signature(constructor).parameters.items()
+    signature = inspect.signature(constructor).parameters
+    params = {n: p for n, p in signature.items()
               if n not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    open_ended = any(p.kind == p.VAR_KEYWORD for p in signature.values())  # **kwargs: any name
     valid = ", ".join([*params, *choices])
     for name, value in kwargs.items():
         if name in choices:
@@ -81,6 +83,8 @@ def check_arguments(kwargs: dict[str, Any], constructor: Callable, minimum: dict
                                  f"got {value!r}")
             continue
         if name not in params:
+            if open_ended:
+                continue
             raise ValueError(f"supernet.{name}: no such supernet argument; valid: {valid}")
         default = params[name].default
         if isinstance(default, bool):

@@ -38,7 +38,9 @@ class NB201Space:
         return softmax_last(alphas)
 
     def supernet(self, **kwargs) -> nn.Module:
-        """kwargs: C, N, num_classes, affine, track_running_stats, impl ('reference'|'fast');
+        """kwargs: C, N, num_classes, affine, track_running_stats, conv_bias (default False:
+        no conv bias in the search cells, as the NB201 paper's code; see SearchCell), impl
+        ('reference'|'fast');
         impl='fast' also takes channels_last, bf16, compile (see spaces/nb201_fast.py)."""
         impl = kwargs.pop("impl", "reference")
         if impl == "fast":  # same math, batched; extra kwargs: channels_last, bf16, compile

@@ -238,7 +238,11 @@ def validate_config(cfg: SearchConfig) -> None:
     validate_fields(d)
     space = get_space(cfg.space)
     try:
-        space.check_supernet(dict(cfg.supernet))
+        if hasattr(space, "check_supernet"):
+            space.check_supernet(dict(cfg.supernet))
+        else:  # a space without its own check: the names and types of its constructor
+            from spaces.base import check_arguments
+            check_arguments(dict(cfg.supernet), space.supernet)
     except (TypeError, ValueError) as e:
         raise ConfigError(str(e)) from None
     if cfg.supernet.get("num_classes", 10) != 10:
