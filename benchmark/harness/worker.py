@@ -92,7 +92,8 @@ def execute_in_pool(job: "Job", run) -> "Outcome":
     with _run_active:
         if parent_gone() or (job.parent_pid is not None and os.getppid() != job.parent_pid):
             _parent_gone.set()
-            return Outcome(job.spec.label, "stopped", "the process that started this worker died")
+            label = job.spec.label if hasattr(job, "spec") else job.label
+            return Outcome(label, "stopped", "the process that started this worker died")
         return run(job)
 
 
@@ -130,8 +131,9 @@ def provenance(job: Job) -> dict:
             "numpy": numpy.__version__, "cuda": torch.version.cuda, "git_commit": _git_commit(),
             "device": job.device, "torch_threads": torch.get_num_threads(),
             "data_path": job.data_path, "benchmarks": job.benchmarks, "pid": os.getpid(),
-            "deterministic": job.deterministic, "max_loss": job.max_loss,
-            "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG")}
+            "deterministic": job.deterministic,
+            "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+            **({"max_loss": job.max_loss} if hasattr(job, "max_loss") else {})}
 
 
 def execute(job: Job, wait: bool = False) -> Outcome:
