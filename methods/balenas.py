@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from methods.base import Batch, SearchMethod, StepContext, accuracy
+from methods.base import Batch, SearchMethod, StepContext, accuracy, need_choice, need_int, need_number
 from methods.darts import unrolled_arch_grad
 from methods.vadam import Vadam
 
@@ -37,6 +37,14 @@ class BalenasOptions:
     train_set_size: int | None = None  # N; None = the architecture split as used (assumed)
     order: int = 1                     # base gradient: 1 first order, 2 unrolled (assumed default 1)
 
+    def __post_init__(self) -> None:
+        need_int("num_samples", self.num_samples, 1)
+        need_number("prior_prec", self.prior_prec, "> 0", lambda v: v > 0)
+        need_number("prec_init", self.prec_init, "> 0", lambda v: v > 0)
+        if self.train_set_size is not None:
+            need_int("train_set_size", self.train_set_size, 1)
+        need_choice("order", self.order, (1, 2))
+
 
 class Balenas(SearchMethod):
     name = "balenas"
@@ -47,8 +55,6 @@ class Balenas(SearchMethod):
         self.cfg = cfg  # own_generator reads the seed; the optimiser built in super() needs it
         self.sample_gen = self.own_generator("sample", 23)
         super().__init__(space, supernet, cfg, generator, device)
-        if self.opts.order not in (1, 2):
-            raise ValueError(f"method.order must be 1 or 2, got {self.opts.order}")
 
     @classmethod
     def profile_overrides(cls, space: str, profile: str) -> dict[str, Any]:

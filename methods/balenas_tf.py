@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from methods.balenas import Balenas, BalenasOptions
-from methods.base import Batch, StepContext
+from methods.base import Batch, StepContext, need_choice, need_int
 from methods.proxies import PROXIES, score
 
 
@@ -39,6 +39,13 @@ class BalenasTFOptions(BalenasOptions):
     proxy_batch_size: int = 128   # training images scored (NASWOT paper's batch)
     select_every: int = 10        # epochs between selections during the search; 0 = end only (assumed)
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        need_int("num_candidates", self.num_candidates, 1)
+        need_choice("proxy", self.proxy, tuple(PROXIES))
+        need_int("proxy_batch_size", self.proxy_batch_size, 1)
+        need_int("select_every", self.select_every, 0)
+
 
 class BalenasTF(Balenas):
     name = "balenas-tf"
@@ -46,8 +53,6 @@ class BalenasTF(Balenas):
 
     def __init__(self, space, supernet, cfg, generator, device="cpu"):
         super().__init__(space, supernet, cfg, generator, device)
-        if self.opts.proxy not in PROXIES:
-            raise ValueError(f"method.proxy {self.opts.proxy!r}: valid: {', '.join(PROXIES)}")
         self.select_gen = self.own_generator("select", 29)
         self.recent: list[Batch] = []
         self.selected: str | None = None

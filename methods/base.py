@@ -7,7 +7,8 @@ default hooks are DARTS' first-order behaviour; a method overrides only what it 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+import math
+from typing import Any, Callable, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +22,34 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 @dataclass
 class NoOptions:
     """A method without hyperparameters of its own."""
+
+
+# ---- option checks: each Options dataclass validates itself in __post_init__ --------------
+def _whole(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def need_int(name: str, value: Any, lo: int, hi: int | None = None) -> None:
+    """method.<name> must be a whole number in [lo, hi] (hi None: no upper bound)."""
+    if not (_whole(value) and value >= lo and (hi is None or value <= hi)):
+        rule = f">= {lo}" if hi is None else f"in {lo}..{hi}"
+        raise ValueError(f"method.{name} must be a whole number {rule}, got {value!r}")
+
+
+def need_number(name: str, value: Any, rule: str, ok: Callable[[float], bool]) -> None:
+    """method.<name> must be a finite number with ok(value); `rule` says which, e.g. '> 0'."""
+    if not (_number(value) and ok(value)):
+        raise ValueError(f"method.{name} must be a number {rule}, got {value!r}")
+
+
+def need_choice(name: str, value: Any, choices) -> None:
+    """method.<name> must be one of `choices` (True is not 1 here)."""
+    if isinstance(value, bool) or value not in choices:
+        raise ValueError(f"method.{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
 
 
 @dataclass

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.base import Batch, SearchMethod, StepContext, accuracy
+from methods.base import Batch, SearchMethod, StepContext, accuracy, need_int, need_number
 from spaces.base import Weights
 
 
@@ -56,6 +56,15 @@ class BayesNASOptions:
     update_every: int = 1         # epochs between Bayesian updates (our adaptation, assumed)
     threshold: float = 0.01       # edge gamma below it -> `none` (our NB201 rule, assumed)
     curvature_batch_size: int = 0  # images of the last training batch for H; 0 = all (authors)
+
+    def __post_init__(self) -> None:
+        need_number("switch_lr", self.switch_lr, "> 0", lambda v: v > 0)
+        need_number("switch_momentum", self.switch_momentum, "in [0, 1)", lambda v: 0 <= v < 1)
+        need_number("lambda_origin", self.lambda_origin, ">= 0", lambda v: v >= 0)
+        need_number("lambda_child", self.lambda_child, ">= 0", lambda v: v >= 0)
+        need_int("update_every", self.update_every, 1)
+        need_number("threshold", self.threshold, ">= 0", lambda v: v >= 0)
+        need_int("curvature_batch_size", self.curvature_batch_size, 0)
 
 
 def ggn_diagonal(fn: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor,

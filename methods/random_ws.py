@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from methods.base import Batch, SearchMethod, StepContext
+from methods.base import Batch, SearchMethod, StepContext, need_int, need_number
 from spaces.base import Weights
 
 
@@ -28,7 +28,12 @@ from spaces.base import Weights
 class RandomWSOptions:
     num_candidates: int = 100     # architectures scored per selection (AutoDL RANDOM-NAS)
     valid_batch_size: int = 512   # validation images per candidate (AutoDL RANDOM-NAS)
-    select_every: int = 1         # epochs between selections (assumed)
+    select_every: int = 1         # epochs between selections (assumed); 0 = at the end only
+
+    def __post_init__(self) -> None:
+        need_int("num_candidates", self.num_candidates, 1)
+        need_int("valid_batch_size", self.valid_batch_size, 1)
+        need_int("select_every", self.select_every, 0)
 
 
 class RandomWS(SearchMethod):

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from methods.base import Batch, SearchMethod, StepContext
+from methods.base import Batch, SearchMethod, StepContext, need_int, need_number
 from spaces.base import Weights
 
 
@@ -34,6 +34,13 @@ class SdartsOptions:
     epsilon_min: float = 0.03   # eps at the first epoch (SDARTS code)
     epsilon_max: float = 0.3    # eps approached at the last epoch (SDARTS paper, `epsilon_alpha`)
     attack_steps: int = 7       # PGD steps (ADV only; SDARTS paper)
+
+    def __post_init__(self) -> None:
+        # eps bounds a perturbation of simplex weights (each in [0, 1]); it grows min -> max.
+        need_number("epsilon_min", self.epsilon_min, "in [0, 1]", lambda v: 0 <= v <= 1)
+        need_number("epsilon_max", self.epsilon_max, f"in [epsilon_min={self.epsilon_min}, 1]",
+                    lambda v: self.epsilon_min <= v <= 1)
+        need_int("attack_steps", self.attack_steps, 1)
 
 
 def clip_simplex(w: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,8 @@ a perturbed simplex point (SDARTS), a sample (BaLeNAS) or switch products (Bayes
 """
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+import inspect
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -29,6 +30,10 @@ class SearchSpace(Protocol):
 
     def supernet(self, **kwargs) -> nn.Module:
         """One-shot model; ``forward(x, weights: Weights) -> logits``."""
+
+    def check_supernet(self, kwargs: dict) -> None:
+        """Raise ValueError naming `supernet.<arg>` and its valid values if `supernet(**kwargs)`
+        would be refused or meaningless (unknown argument, wrong type, out of range)."""
 
     def derive(self, scores: Weights) -> str:
         """Genotype string from per-choice scores (alpha, mu, gammas...)."""
@@ -93,3 +98,41 @@ def arch_axes(space) -> dict[str, tuple[list[str], list[str]]]:
     rows = space.arch_labels()
     cols = space.arch_columns() if hasattr(space, "arch_columns") else {k: list(space.ops()) for k in rows}
     return {k: (list(rows[k]), list(cols[k])) for k in rows}
+
+
+def check_arguments(kwargs: dict[str, Any], constructor: Callable, minimum: dict[str, int] | None = None,
+                    choices: dict[str, tuple] | None = None, skip: tuple[str, ...] = ()) -> None:
+    """Check supernet arguments against `constructor`'s signature: each name must be one of its
+    keyword parameters (but `skip`), each value of its default's type (bool, int, float, str),
+    at least `minimum[name]` and one of `choices[name]` where given. Raises ValueError."""
+    minimum, choices = minimum or {}, choices or {}
+    signature = inspect.signature(constructor).parameters
+    params = {n: p for n, p in signature.items()
+              if n not in skip and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    open_ended = any(p.kind == p.VAR_KEYWORD for p in signature.values())  # **kwargs: any name
+    valid = ", ".join([*params, *choices])
+    for name, value in kwargs.items():
+        if name in choices:
+            if value not in choices[name]:
+                raise ValueError(f"supernet.{name} must be one of {', '.join(map(repr, choices[name]))}, "
+                                 f"got {value!r}")
+            continue
+        if name not in params:
+            if open_ended:
+                continue
+            raise ValueError(f"supernet.{name}: no such supernet argument; valid: {valid}")
+        default = params[name].default
+        if isinstance(default, bool):
+            ok, what = isinstance(value, bool), "true or false"
+        elif isinstance(default, int):
+            ok, what = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+        elif isinstance(default, float):
+            ok, what = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+        elif isinstance(default, str):
+            ok, what = isinstance(value, str), "a word"
+        else:
+            ok, what = True, ""
+        if name in minimum:
+            ok, what = ok and value >= minimum[name], f"{what} >= {minimum[name]}"
+        if not ok:
+            raise ValueError(f"supernet.{name} must be {what}, got {value!r}")

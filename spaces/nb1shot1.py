@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from spaces import nb101
+from spaces.base import check_arguments
 from spaces.nb101 import CONV1X1, MAXPOOL3X3
 from spaces.nb1shot1_model import PRIMITIVES, SuperNet
 
@@ -79,6 +80,10 @@ class OneShot1Space:
 
     def supernet(self, C: int = 16, layers: int = 9, num_classes: int = 10) -> nn.Module:
         return SuperNet(self.steps, self.input_nodes, C, layers, num_classes)
+
+    def check_supernet(self, kwargs: dict) -> None:
+        """C (channels) and layers (cells) at least 1."""
+        check_arguments(kwargs, self.supernet, minimum={"C": 1, "layers": 1})
 
     def sample_weights(self, generator: torch.Generator) -> dict[str, Tensor]:
         """Uniform configuration: one-hot op per block, k-hot (value 1 per chosen parent)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from spaces.base import Weights, one_hot_rows, softmax_last
+from spaces.base import Weights, check_arguments, one_hot_rows, softmax_last
 from spaces.nb201_cells import (EDGES, NUM_ARCHS, NUM_NODES, ArchStringError, InferCell,  # noqa: F401
                                 SearchCell, Supernet, arch_index_order, format_arch, network,
                                 parse_arch)
@@ -48,6 +48,12 @@ class NB201Space:
         if impl != "reference":
             raise ValueError(f"unknown NB201 supernet impl {impl!r}; valid: reference, fast")
         return Supernet(**kwargs)
+
+    def check_supernet(self, kwargs: dict) -> None:
+        """C (channels) and N (cells per stage) at least 1; the arguments of the chosen impl."""
+        impl = kwargs.get("impl", "reference")
+        check_arguments(kwargs, FastSupernet if impl == "fast" else Supernet, minimum={"C": 1, "N": 1},
+                        choices={"impl": ("reference", "fast")}, skip=("cell_cls",))
 
     def derive(self, scores: Weights) -> str:
         """Per-edge argmax over all 5 ops (`none` included), as the NB201 protocol derives."""

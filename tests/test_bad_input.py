@@ -195,3 +195,126 @@ def test_new_commit_or_package_version_is_provenance_not_identity(tmp_path, cifa
     assert prov[0]["torch"] != prov[1]["torch"] == "99.0"
     assert (rd / "config.json").read_bytes() == config
     assert [r["epoch"] for r in read_jsonl(rd / "epochs.jsonl")] == [0, 1, 2]
+
+
+# ---- every config field, supernet argument and method option is checked before anything ----
+@pytest.mark.parametrize("args,needles", [
+    (["--set", "epochs=0"], ["epochs must be a whole number >= 1", "got 0"]),
+    (["--set", "epochs=-2"], ["epochs must be a whole number >= 1"]),
+    (["--set", "batch_size=0"], ["batch_size must be a whole number >= 1"]),
+    (["--set", "batch_size=-4"], ["batch_size must be a whole number >= 1"]),
+    (["--set", "w_lr=-0.1"], ["w_lr must be a number > 0"]),
+    (["--set", "w_lr=nan"], ["w_lr must be a number > 0"]),
+    (["--set", "w_lr_min=0.5"], ["w_lr_min must be a number in [0, w_lr=0.025]"]),
+    (["--set", "w_momentum=1"], ["w_momentum must be a number in [0, 1)"]),
+    (["--set", "w_momentum=0"], ["w_nesterov=true"]),
+    (["--set", "w_weight_decay=-1"], ["w_weight_decay must be a number >= 0"]),
+    (["--set", "a_lr=-0.1"], ["a_lr must be a number > 0"]),
+    (["--set", "a_lr=abc"], ["--set a_lr: expected a number, got 'abc'"]),
+    (["--set", "a_betas=[0.5]"], ["a_betas must be two numbers in [0, 1)"]),
+    (["--set", "a_weight_decay=-1"], ["a_weight_decay must be a number >= 0"]),
+    (["--set", "arch_init_std=-1"], ["arch_init_std must be a number >= 0"]),
+    (["--set", "grad_clip=-1"], ["grad_clip must be a number > 0", "for no clipping"]),
+    (["--set", "grad_clip=0"], ["grad_clip must be a number > 0"]),
+    (["--set", "train_subset=-5"], ["train_subset must be none (the whole half) or a whole number >= 1"]),
+    (["--set", "train_subset=0"], ["train_subset must be none"]),
+    (["--set", "train_subset=25001"], ["train_subset must be at most 25000"]),
+    (["--set", "train_subset=64", "--set", "split=contiguous", "--set", "train_subset=30000"],
+     ["train_subset must be at most 25000", "contiguous"]),
+    (["--set", "split=halves"], ["split must be one of official, random-half, contiguous"]),
+    (["--set", "score_hp=13"], ["score_hp must be one of '12', '200'"]),
+    (["--set", "hessian_every=-1"], ["hessian_every must be a whole number >= 0"]),
+    (["--set", "supernet.foo=1"], ["supernet.foo: no such supernet argument", "valid: C, N"]),
+    (["--set", "supernet.C=0"], ["supernet.C must be a whole number >= 1, got 0"]),
+    (["--set", "supernet.N=-1"], ["supernet.N must be a whole number >= 1"]),
+    (["--set", "supernet.affine=2"], ["supernet.affine"]),
+    (["--set", "supernet.impl=slow"], ["supernet.impl must be one of 'reference', 'fast'"]),
+    (["--set", "supernet.impl=reference", "--set", "supernet.bf16=true"],
+     ["supernet.bf16: no such supernet argument"]),
+    (["--set", "supernet.num_classes=100"], ["supernet.num_classes must be 10"]),
+    (["--spaces", "nb1shot1-s1", "--set", "supernet.layers=0"], ["supernet.layers must be a whole number >= 1"]),
+    (["--spaces", "nb1shot1-s1", "--set", "supernet.N=2"], ["supernet.N: no such supernet argument",
+                                                          "valid: C, layers"]),
+    (["--spaces", "nb1shot1-s1", "--set", "score_hp=12"], ["score_hp must be one of '200'"]),
+    (["--methods", "balenas", "--set", "method.order=3"], ["method.order must be one of 1, 2"]),
+    (["--methods", "balenas", "--set", "method.num_samples=0"], ["method.num_samples must be a whole number >= 1"]),
+    (["--methods", "balenas-tf", "--set", "method.proxy=snip"], ["method.proxy must be one of"]),
+    (["--methods", "random-ws", "--set", "method.num_candidates=0"], ["method.num_candidates"]),
+    (["--methods", "sdarts-adv", "--set", "method.attack_steps=0"], ["method.attack_steps"]),
+    (["--methods", "sdarts-rs", "--set", "method.epsilon_max=0.01"], ["method.epsilon_max must be a number in [epsilon_min"]),
+    (["--methods", "bayesnas", "--set", "method.switch_lr=-1"], ["method.switch_lr must be a number > 0"]),
+    (["--set", "seed=3"], ["seed is part of the run's name, set by --seeds"]),
+    (["--set", "data_md5=x"], ["set by the data"]),
+    (["--threads", "-1"], ["--threads must be at least 1"]),
+    (["--threads", "0"], ["--threads must be at least 1"]),
+    (["--epochs", "0"], ["--epochs must be at least 1"]),
+    (["--max-loss", "0"], ["--max-loss must be a number > 0"]),
+    (["--max-loss", "nan"], ["--max-loss must be a number > 0"]),
+    (["--jobs", "0"], ["--jobs must be at least 1"]),
+    (["--gpus-per-job", "-1"], ["--gpus-per-job must be 0 or more"]),
+    (["--slurm-mem-gb", "0"], ["--slurm-mem-gb must be at least 1"]),
+    (["--seeds", "0-2147483648"], ["seeds must be in 0..2147483647"]),
+    (["--seeds", "0-999999,2000000-2000001"], ["at most 1,000,000 runs"]),
+    (["--seeds", "0-999999", "--methods", "darts,darts-2nd"], ["the grid has 2,000,000 runs"]),
+])
+def test_bad_values_exit_2_before_anything_is_created(tmp_path, cifar, benchmarks, args, needles):
+    out = _results(tmp_path)
+    before = _snapshot(out)
+    _check(_run([*args, "--dry-run"], cifar, benchmarks, out), out, before, *needles)  # dry run too
+    _check(_run(args, cifar, benchmarks, out), out, before, *needles)
+    fresh = tmp_path / "fresh"  # a results folder that does not exist yet is not created
+    r = _run(args, cifar, benchmarks, fresh)
+    assert r.returncode == 2 and not fresh.exists(), r.stderr
+
+
+def test_unknown_setting_lists_only_what_can_be_set(tmp_path, cifar, benchmarks):
+    out = _results(tmp_path)
+    r = _run(["--set", "nonsense=1"], cifar, benchmarks, out)
+    assert r.returncode == 2 and "unknown setting" in r.stderr
+    valid = r.stderr.split("valid:")[1]
+    assert "batch_size" in valid and "supernet.<arg>" in valid
+    for name in ("seed", "space", "method", "profile", "data_md5", "split_source"):
+        assert name not in valid.replace("supernet.", "").split(", "), valid
+
+
+def test_data_that_is_neither_npz_nor_folder(tmp_path, cifar, benchmarks):
+    out = _results(tmp_path)
+    before = _snapshot(out)
+    txt = tmp_path / "notnpz.txt"
+    txt.write_text("hello")
+    _check(_run(["--data", str(txt)], cifar, benchmarks, out), out, before,
+           "not an .npz file and not a folder", "notnpz.txt")
+
+
+@pytest.mark.parametrize("labels,needle", [
+    (np.array([0, 3, 17, 9]), "1 labels are outside, e.g. 17"),
+    (np.array([-1, 3]), "e.g. -1"),
+    (np.array([0.0, 1.5]), "of type float64"),
+])
+def test_labels_outside_cifar10_classes(tmp_path, cifar, benchmarks, labels, needle):
+    out = _results(tmp_path)
+    before = _snapshot(out)
+    bad = tmp_path / "labels.npz"
+    np.savez(bad, x_train=np.zeros((len(labels), 32, 32, 3), np.uint8), y_train=labels)
+    _check(_run(["--data", str(bad)], cifar, benchmarks, out), out, before,
+           str(bad), "y_train must hold CIFAR-10 labels, whole numbers 0..9", needle)
+
+
+def test_every_method_option_is_checked():
+    """A wrong type and a negative value are refused for every option of every method (an
+    option added without a check fails here), each naming `method.<option>`."""
+    import dataclasses
+    from methods.registry import available, get_method
+    for name in available():
+        options = get_method(name).Options
+        options()  # the defaults are valid
+        for f in dataclasses.fields(options):
+            for value in ("x", -1, True):
+                with pytest.raises(ValueError, match=rf"method\.{f.name} must be"):
+                    options(**{f.name: value})
+
+
+def test_score_hps_match_the_table():
+    from benchmark.tabular import nb101_scorer, nb201_scorer
+    from benchmark.tabular.nb201_table import HPS
+    assert nb201_scorer.HPS == HPS and nb101_scorer.HPS == ("200",)

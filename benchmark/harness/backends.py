@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmark.harness.rundir import RunDir
-from benchmark.harness.worker import Job, Outcome, execute
+from benchmark.harness.worker import Job, Outcome, execute, execute_in_pool
 
 BACKENDS = ("local", "slurm", "ray")
 REPO_ROOT = str(Path(__file__).resolve().parents[2])
@@ -80,7 +80,12 @@ def run_sequential(jobs: list) -> list[Outcome]:
 
 
 def _execute_in_slot(job: Job, slot_dir: str, slots: list[str]) -> Outcome:
-    """Claim the first free (device, index) slot by file lock, run the job there."""
+    """In a pool worker: unless the parent died, claim the first free (device, index) slot by
+    file lock and run the job there."""
+    return execute_in_pool(job, lambda j: _run_in_slot(j, slot_dir, slots))
+
+
+def _run_in_slot(job: Job, slot_dir: str, slots: list[str]) -> Outcome:
     from filelock import FileLock, Timeout
     for i, device in enumerate(slots):
         lock = FileLock(os.path.join(slot_dir, f"slot-{i}.lock"))
@@ -102,8 +107,10 @@ def run_local(jobs: list[Job], placement: Placement) -> list[Outcome]:
         return run_sequential([dataclasses.replace(j, device=placement.devices[0]) for j in jobs])
     from joblib import Parallel, delayed
     slots = [d for d in placement.devices for _ in range(placement.per_device)]
-    # One bar per worker would interleave on the terminal: workers run without bars.
-    jobs = [dataclasses.replace(j, threads=placement.threads(j), progress=False) for j in jobs]
+    # One bar per worker would interleave on the terminal: workers run without bars. Workers
+    # watch this process: if it dies they stop after their checkpoint (worker.watch_parent).
+    jobs = [dataclasses.replace(j, threads=placement.threads(j), progress=False, parent_pid=os.getpid())
+            for j in jobs]
     with tempfile.TemporaryDirectory(prefix="nas-slots-") as slot_dir:
         return list(Parallel(n_jobs=min(placement.slots, len(jobs)), backend="loky")(
             delayed(_execute_in_slot)(j, slot_dir, slots) for j in jobs))

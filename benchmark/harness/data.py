@@ -21,6 +21,7 @@ from benchmark.errors import BenchmarkFileError
 MEAN = (125.3 / 255, 123.0 / 255, 113.9 / 255)
 STD = (63.0 / 255, 62.1 / 255, 66.7 / 255)
 SPLITS = ("official", "random-half", "contiguous")
+NUM_CLASSES = 10
 
 
 class DataError(ValueError):
@@ -55,6 +56,9 @@ def load_cifar10(path: str | Path, download: bool = False) -> Cifar10:
             raise DataError(f"{path} is not a CIFAR-10 .npz with x_train/y_train ({e}); "
                             "re-create it or point --data/NAS_DATA at another") from e
     else:
+        if path.exists() and not path.is_dir():
+            raise DataError(f"{path} is not an .npz file and not a folder; point --data/NAS_DATA "
+                            "at a CIFAR-10 .npz (x_train, y_train, ...) or a torchvision root folder")
         if not path.is_dir() and not download:
             raise DataError(f"CIFAR-10 folder {path} does not exist; point --data/NAS_DATA at "
                             "an existing torchvision root or .npz, or add --download")
@@ -65,6 +69,13 @@ def load_cifar10(path: str | Path, download: bool = False) -> Cifar10:
             raise DataError(f"no CIFAR-10 under {path} ({e}); add --download where the "
                             "network allows, or point --data at an .npz") from e
         x, y = np.asarray(ds.data), np.asarray(ds.targets, dtype=np.int64)
+    if y.size and not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{path}: y_train must hold CIFAR-10 labels, whole numbers 0..{NUM_CLASSES - 1}; "
+                        f"got values of type {y.dtype}")
+    if y.size and (y.min() < 0 or y.max() >= NUM_CLASSES):
+        bad = y[(y < 0) | (y >= NUM_CLASSES)]
+        raise DataError(f"{path}: y_train must hold CIFAR-10 labels, whole numbers 0..{NUM_CLASSES - 1}; "
+                        f"{len(bad)} labels are outside, e.g. {int(bad[0])}")
     if x.shape != (50000, 32, 32, 3) or x.dtype != np.uint8 or y.shape != (50000,):
         raise DataError(f"{path}: expected x_train (50000,32,32,3) uint8 and y_train (50000,), "
                         f"got {x.shape} {x.dtype} and {y.shape}")
@@ -97,6 +108,17 @@ def find_split_file(benchmarks_dir: str | Path | None) -> Path | None:
     return None
 
 
+def split_source(kind: str, seed: int, split_file: Path | str | None) -> str:
+    """The description `make_split` gives (a config's `split_source`), without computing it."""
+    if kind == "official":
+        return f"official:{Path(split_file).name}" if split_file is not None else "official"
+    if kind == "random-half":
+        return f"random-half:seed={seed}"
+    if kind == "contiguous":
+        return "contiguous"
+    raise DataError(f"unknown split {kind!r}; valid: {', '.join(SPLITS)}")
+
+
 def make_split(kind: str, n: int, seed: int, split_file: Path | None) -> tuple[np.ndarray, np.ndarray, str]:
     """(weights half, architecture half, description). `official` without a file is an error."""
     if kind == "official":
@@ -107,13 +129,13 @@ def make_split(kind: str, n: int, seed: int, split_file: Path | None) -> tuple[n
         train, valid = read_split_file(split_file)
         if max(train.max(), valid.max()) >= n:
             raise BenchmarkFileError(f"split file {split_file} indexes past the {n} training images")
-        return train, valid, f"official:{Path(split_file).name}"
+        return train, valid, split_source(kind, seed, split_file)
     if kind == "random-half":
         perm = np.random.default_rng(seed).permutation(n)
-        return np.sort(perm[: n // 2]), np.sort(perm[n // 2:]), f"random-half:seed={seed}"
+        return np.sort(perm[: n // 2]), np.sort(perm[n // 2:]), split_source(kind, seed, None)
     if kind == "contiguous":
         idx = np.arange(n)
-        return idx[: n // 2], idx[n // 2:], "contiguous"
+        return idx[: n // 2], idx[n // 2:], split_source(kind, seed, None)
     raise DataError(f"unknown split {kind!r}; valid: {', '.join(SPLITS)}")
 
 

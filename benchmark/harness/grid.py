@@ -8,6 +8,13 @@ class UsageError(ValueError):
     """Bad command-line input: exit code 2, the message says what is valid."""
 
 
+# Seeds are 0..MAX_SEED (every generator seeded from them stays in range); one command plans at
+# most MAX_RUNS runs (spaces x methods x seeds), a cap on memory, not on speed: planning costs
+# microseconds per run.
+MAX_SEED = 2**31 - 1
+MAX_RUNS = 1_000_000
+
+
 def parse_seeds(text: str) -> list[int]:
     """'0-9,12' -> [0..9, 12]; ranges are inclusive and must not run backwards."""
     seeds: list[int] = []
@@ -22,8 +29,13 @@ def parse_seeds(text: str) -> list[int]:
             raise UsageError(f"--seeds {text!r}: {part!r} is not a seed or a range like 0-9") from None
         if a < 0 or b < a:
             raise UsageError(f"--seeds {text!r}: {part!r} must be non-negative and run upwards (e.g. 3-5)")
+        if b > MAX_SEED:
+            raise UsageError(f"--seeds {text!r}: seeds must be in 0..{MAX_SEED}, got {b}")
+        if len(seeds) + (b - a + 1) > MAX_RUNS:
+            raise UsageError(f"--seeds {text!r}: more than {MAX_RUNS:,} seeds; at most {MAX_RUNS:,} runs "
+                             "are planned by one command: split the seeds over several commands")
         seeds.extend(range(a, b + 1))
-    return sorted(set(seeds), key=seeds.index)
+    return list(dict.fromkeys(seeds))  # unique, first-seen order
 
 
 def parse_names(text: str, valid: list[str], what: str) -> list[str]:

@@ -6,6 +6,7 @@ run restores every RNG (python, numpy, torch, CUDA, data streams) and continues 
 """
 from __future__ import annotations
 
+import io
 import math
 import random
 import time
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from benchmark.harness.config import SearchConfig
+from benchmark.harness.config import MAX_LOSS, SearchConfig
 from benchmark.harness.data import BatchStream, Cifar10
 from benchmark.harness.records import append_jsonl, atomic_write, atomic_write_json, rewrite_jsonl, scan_jsonl
 from benchmark.harness.rundir import IdentityMismatch, RunDir, identity_differences
@@ -28,7 +29,11 @@ Scorer = Callable[[str, dict], "dict | None"]
 
 
 class DivergenceError(RuntimeError):
-    """A loss became NaN or infinite."""
+    """A loss became NaN or infinite, or its epoch mean exceeded the divergence threshold."""
+
+
+class StopRequested(Exception):
+    """`should_stop()` said so after a checkpoint: the run is left resumable, not failed."""
 
 
 def seed_everything(seed: int) -> None:
@@ -108,13 +113,27 @@ def load_resumable(rd: RunDir, cfg: SearchConfig, device) -> tuple[dict | None, 
     return ck, [r for _, r in head], f"resumed from checkpoint.pt (epoch {c}), which matches the records 0-{c}"
 
 
+def check_divergence(rows: list[dict], epoch: int, max_loss: float) -> None:
+    """Raise DivergenceError if the epoch's mean train or valid loss is above `max_loss`."""
+    for k in ("train_loss", "valid_loss"):
+        mean = _mean(rows, k)
+        if mean is not None and mean > max_loss:
+            raise DivergenceError(f"diverged: mean {k} {mean:.6g} > threshold {max_loss:g} at epoch "
+                                  f"{epoch} (lower the learning rates, or change the threshold with "
+                                  "--max-loss)")
+
+
 def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.ndarray, np.ndarray],
                device: str = "cpu", scorer: Scorer | None = None, progress: bool = True,
                notes: list[str] | None = None,
-               on_record: Callable[[dict], None] | None = None) -> str:
+               on_record: Callable[[dict], None] | None = None,
+               max_loss: float = MAX_LOSS, should_stop: Callable[[], bool] | None = None) -> str:
     """Train (or resume) one run to completion; returns the final genotype. Appends to `notes`
     why a run with a checkpoint started afresh, and where it resumed from. `on_record` sees
-    every record as it is appended (live curves: benchmark/harness/live_log.py)."""
+    every record as it is appended (live curves: benchmark/harness/live_log.py). A NaN or
+    infinite step loss, or an epoch-mean loss above `max_loss`, raises DivergenceError before
+    that epoch is recorded. `should_stop()` is asked after each checkpoint; True raises
+    StopRequested."""
     device = torch.device(device)
     seed_everything(cfg.seed)
     streams = {name: torch.Generator().manual_seed(cfg.seed * 1000 + i)
@@ -165,6 +184,7 @@ def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.nd
                     raise DivergenceError(f"{k} is {row[k]} at epoch {epoch}")
             rows.append(row)
             bar.update(1)
+        check_divergence(rows, epoch, max_loss)
         lr_used = w_opt.param_groups[0]["lr"]
         diagnostics = method.epoch_end(epoch, ctx)
         if cfg.hessian_every and rows and epoch % cfg.hessian_every == 0:  # stability diagnostic
@@ -179,7 +199,12 @@ def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.nd
                  "supernet": supernet.state_dict(),
                  "method": method.state_dict(), "w_optimizer": w_opt.state_dict(),
                  "scheduler": sched.state_dict(), "rng": rng_state(streams)}
-        atomic_write(rd.checkpoint, lambda f: torch.save(state, f), mode="wb")
+        buf = io.BytesIO()  # serialised first: a full disk then shows as an OSError, not a torch error
+        torch.save(state, buf)
+        atomic_write(rd.checkpoint, lambda f: f.write(buf.getbuffer()), mode="wb")
+        if should_stop is not None and epoch < cfg.epochs and should_stop():
+            bar.close()
+            raise StopRequested(f"stopped after the checkpoint of epoch {epoch}")
     bar.close()
     genotype = method.final_genotype()  # the method's answer (e.g. BaLeNAS-TF's proxy pick)
     atomic_write_json(rd.done, {"genotype": genotype, "epochs": cfg.epochs, "wall_seconds": wall})

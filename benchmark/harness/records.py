@@ -4,9 +4,13 @@ A writer that dies mid-way leaves either the old file or the new one, never a mi
 last JSONL line (killed inside write) is ignored by readers and cut off before appending.
 Anything else that does not parse is damage, not a torn write: readers name the file (and the
 line) in a `DamagedFile` error, and `scan_jsonl` reports it line by line.
+Files are created with the permissions of a plain `open()` (0666 less the umask), so a
+results folder shared by a group stays readable. A full disk raises DiskFullError, naming
+the file being written.
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -30,19 +34,53 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class DiskFullError(OSError):
+    """No space (or quota) left while writing a file; the message names the file."""
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _disk_full(e: OSError, path: Path) -> DiskFullError:
+    return DiskFullError(e.errno, f"disk full while writing {path} ({e.strerror or e}); free some "
+                                  "space, then rerun: an unfinished run resumes from its last checkpoint")
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux allows (no race with threads)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "w") -> None:
     """Write through `write(fileobj)` into a temp file beside `path`, fsync, rename."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        if e.errno in _FULL:
+            raise _disk_full(e, path) from e
+        raise
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; a plain open() honours the umask
         with os.fdopen(fd, mode) as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
         _fsync_dir(path.parent)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.errno in _FULL:
+            raise _disk_full(e, path) from e
         raise
 
 
@@ -135,10 +173,15 @@ def read_jsonl(path: str | Path) -> list[dict]:
 
 def append_jsonl(path: str | Path, obj: dict) -> None:
     data = (json.dumps(_clean(obj), sort_keys=True) + "\n").encode()
-    with open(path, "ab") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(path, "ab") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:  # a partial line is a torn tail: ignored, then cut off on resume
+        if e.errno in _FULL:
+            raise _disk_full(e, Path(path)) from e
+        raise
 
 
 def rewrite_jsonl(path: str | Path, rows: list[dict]) -> None:

@@ -12,12 +12,13 @@ import dataclasses
 import os
 import sys
 from pathlib import Path
+from typing import Callable
 
 if not __package__:  # run as a script: make the repo importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmark.harness.config import PROFILES, resolve_config  # noqa: E402
-from benchmark.harness.grid import UsageError, make_grid, parse_names, parse_seeds  # noqa: E402
+from benchmark.harness.config import MAX_LOSS, PROFILES, resolve_config  # noqa: E402
+from benchmark.harness.grid import MAX_RUNS, UsageError, make_grid, parse_names, parse_seeds  # noqa: E402
 from benchmark.paths import default_benchmarks_dir  # noqa: E402
 
 
@@ -47,11 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default $NAS_BENCHMARKS, else $TORCH_HOME, else ~/.torch)")
     p.add_argument("--split-file", help="NB201 cifar-split.txt (default: found in --benchmarks)")
     p.add_argument("--devices", default=None, help="cpu or cuda:0[,cuda:1...] (default cuda:0 if present, else cpu)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads per run (recorded)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads per run, at least 1 (recorded)")
     p.add_argument("--log", default="none", metavar="none|tensorboard|wandb",
                    help="live curves of every epoch's scalars: tensorboard (<run>/tensorboard/, needs "
                         "the tensorboard package) or wandb (offline, <run>/wandb/, needs wandb); "
                         "not part of a run's identity (default none)")
+    p.add_argument("--max-loss", type=float, default=MAX_LOSS, metavar="T",
+                   help="a run whose mean train or valid loss over an epoch exceeds T has diverged: it "
+                        "stops and is marked failed, like a NaN loss (default 1000; inf: off; recorded)")
     p.add_argument("--deterministic", action="store_true",
                    help="CUDA: deterministic kernels (torch.use_deterministic_algorithms, cuDNN "
                         "deterministic, no autotuning, CUBLAS_WORKSPACE_CONFIG=:4096:8); recorded "
@@ -64,7 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "files are damaged (from checkpoint.pt only where it matches the intact "
                         "records, else afresh)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--dry-run", action="store_true", help="print the grid and resolved configs, run nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the grid and resolved configs as they are planned; run and create nothing")
     return p
 
 
@@ -89,10 +94,19 @@ def add_execution_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ray-address", default=None, help="ray: 'auto' or host:port of a running cluster (default: start a local one)")
 
 
-def plan(args) -> list:
-    """Validate everything and build the jobs; raises UsageError (exit 2) on bad input."""
-    from benchmark.harness.data import DataError, find_split_file, make_split
+def plan(args, on_job: Callable | None = None) -> list:
+    """Validate everything and build the jobs; raises UsageError (exit 2) on bad input.
+
+    Work that does not depend on the seed (resolving and validating a config, loading the
+    data, reading the split file) is done once per space and method, not once per run, so a
+    grid of 10^5 runs plans in seconds. `on_job(job)` sees each job as it is planned (the
+    dry run prints them). A dry run creates nothing; otherwise --out is created (and probed)
+    only once everything has been checked."""
+    from benchmark.harness.config import ConfigError, check_train_subset
+    from benchmark.harness.data import DataError, find_split_file, make_split, split_source
     from benchmark.errors import BenchmarkFileError
+    from benchmark.harness.records import DamagedFile
+    from benchmark.harness.rundir import IdentityMismatch, RunDir
     from benchmark.harness.scoring import load_scorer
     from benchmark.harness.worker import Job, cached_data
     from methods.registry import available as methods
@@ -104,15 +118,18 @@ def plan(args) -> list:
     from benchmark.harness.live_log import unavailable
     if unavailable(args.log):  # unknown value, or its package missing: before anything runs
         raise UsageError(unavailable(args.log))
-    if args.epochs is not None and args.epochs < 1:
-        raise UsageError("--epochs must be at least 1")
-    configs = {}
-    for spec in make_grid(space_names, method_names, seeds):
-        try:
-            configs[spec] = resolve_config(spec.space, spec.method, spec.seed, args.profile,
-                                           args.epochs, args.sets)
-        except (ValueError, TypeError, KeyError) as e:
-            raise UsageError(f"{spec.label}: {e}") from None
+    runs = len(space_names) * len(method_names) * len(seeds)
+    if runs > MAX_RUNS:
+        raise UsageError(f"the grid has {runs:,} runs (spaces x methods x seeds); at most {MAX_RUNS:,} "
+                         "are planned by one command: split the seeds over several commands")
+    check_numbers(args)
+    base = {}  # (space, method) -> the resolved config of seed 0; a seed changes only `seed`
+    for space in space_names:
+        for method in method_names:
+            try:
+                base[space, method] = resolve_config(space, method, 0, args.profile, args.epochs, args.sets)
+            except (ValueError, TypeError, KeyError) as e:
+                raise UsageError(f"{space}/{method}: {e}") from None
     devices = (args.devices or ("cuda:0" if _cuda() else "cpu")).split(",")
     execution(args, devices)  # validates the execution options
     for d in (devices if args.backend == "local" else []):  # cluster nodes have their own
@@ -130,52 +147,82 @@ def plan(args) -> list:
     split_file = args.split_file or find_split_file(bench)
     if args.split_file and not Path(args.split_file).is_file():
         raise UsageError(f"--split-file {args.split_file}: no such file")
+    bench_dir = bench if Path(bench).is_dir() else None
+    split_path = Path(split_file) if split_file else None
     try:
         data = cached_data(str(args.data), args.download)
         first_of_kind: dict[str, str] = {}  # one check (and note) per scorer
         for name in space_names:
             first_of_kind.setdefault(get_space(name).benchmark, name)
         for kind, name in sorted(first_of_kind.items()):
-            scorer, msg = load_scorer(name, bench if Path(bench).is_dir() else None)
+            scorer, msg = load_scorer(name, bench_dir)
             if scorer is None:
                 print(f"note: runs will record genotypes without {kind} figures: {msg}\n"
                       f"      fill them in later with: python -m benchmark.score --results {args.out}",
                       file=sys.stderr)
-        jobs = []
-        for spec, cfg in configs.items():
-            _, _, source = make_split(cfg.split, len(data.y_train), cfg.seed,
-                                      Path(split_file) if split_file else None)
-            cfg = dataclasses.replace(cfg, data_md5=data.md5, split_source=source)
-            jobs.append(Job(spec, cfg, args.out, str(args.data), bench if Path(bench).is_dir() else None,
-                            str(split_file) if split_file else None, devices[0], args.threads,
-                            not args.no_progress, args.retry_failed, args.download,
-                            deterministic=args.deterministic, log=args.log))
+        halves: dict[str, int] = {}  # split kind -> images per half (each split checked once)
+        for (space, method), cfg in base.items():
+            if cfg.split not in halves:
+                a, b, _ = make_split(cfg.split, len(data.y_train), 0, split_path)
+                halves[cfg.split] = min(len(a), len(b))
+            try:
+                check_train_subset(cfg, halves[cfg.split])
+            except ConfigError as e:
+                raise UsageError(f"{space}/{method}: {e}") from None
     except DataError as e:
         raise UsageError(str(e)) from None
     except BenchmarkFileError as e:
         raise UsageError(f"{e}\n  replace or remove that file (or point --benchmarks / --split-file "
                          "elsewhere); nothing was run") from None
-    from benchmark.harness.records import DamagedFile
-    from benchmark.harness.rundir import IdentityMismatch, RunDir
-    for j in jobs:  # refuse before anything runs rather than mix results
-        rd = RunDir(args.out, j.spec.space, j.spec.method, j.spec.seed)
+    existing: dict[tuple[str, str], set[str]] = {}  # run folders already there, listed once
+    for space, method in base:
         try:
-            rd.check_identity(j.config.to_json())
-            if not rd.config.exists():  # a checkpoint says what it was made under
-                rd.check_checkpoint_identity(j.config.to_json())
-        except IdentityMismatch as e:
-            raise UsageError(str(e)) from None
-        except DamagedFile:
-            pass  # a damaged folder fails that run only (the worker says how to repair it)
-    out = Path(args.out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        raise UsageError(f"--out {out}: not writable ({e.strerror}); choose another folder") from None
+            existing[space, method] = set(os.listdir(Path(args.out) / space / method))
+        except OSError:
+            existing[space, method] = set()
+    jobs = []
+    for spec in make_grid(space_names, method_names, seeds):
+        cfg = dataclasses.replace(base[spec.space, spec.method], seed=spec.seed, data_md5=data.md5,
+                                  split_source=split_source(base[spec.space, spec.method].split,
+                                                            spec.seed, split_path))
+        job = Job(spec, cfg, args.out, str(args.data), bench_dir, str(split_file) if split_file else None,
+                  devices[0], args.threads, not args.no_progress, args.retry_failed, args.download,
+                  deterministic=args.deterministic, max_loss=args.max_loss, log=args.log)
+        if f"seed-{spec.seed}" in existing[spec.space, spec.method]:  # refuse before anything
+            rd = RunDir(args.out, spec.space, spec.method, spec.seed)      # runs rather than mix results
+            try:
+                rd.check_identity(cfg.to_json())
+                if not rd.config.exists():  # a checkpoint says what it was made under
+                    rd.check_checkpoint_identity(cfg.to_json())
+            except IdentityMismatch as e:
+                raise UsageError(str(e)) from None
+            except DamagedFile:
+                pass  # a damaged folder fails that run only (the worker says how to repair it)
+        if on_job is not None:
+            on_job(job)
+        jobs.append(job)
+    if not getattr(args, "dry_run", False):
+        out = Path(args.out)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            probe = out / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as e:
+            raise UsageError(f"--out {out}: not writable ({e.strerror}); choose another folder") from None
     return jobs
+
+
+def check_numbers(args) -> None:
+    """Every number given on the command line, in its range (exit 2 before anything runs)."""
+    if args.epochs is not None and args.epochs < 1:
+        raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be at least 1 (torch CPU threads per run), got {args.threads}")
+    if not args.max_loss > 0:  # nan fails this too
+        raise UsageError(f"--max-loss must be a number > 0 (inf: no threshold), got {args.max_loss}")
+    if args.slurm_mem_gb is not None and args.slurm_mem_gb < 1:
+        raise UsageError(f"--slurm-mem-gb must be at least 1, got {args.slurm_mem_gb}")
 
 
 def execution(args, devices: list[str]) -> dict:
@@ -183,9 +230,9 @@ def execution(args, devices: list[str]) -> dict:
     from benchmark.harness.backends import Placement, RayOptions, SlurmOptions
     for name in ("jobs", "per_device", "cpus_per_job", "slurm_time", "slurm_parallelism"):
         if getattr(args, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
-    if args.gpus_per_job < 0:
-        raise UsageError("--gpus-per-job must be 0 or more")
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    if not args.gpus_per_job >= 0 or args.gpus_per_job == float("inf"):
+        raise UsageError(f"--gpus-per-job must be 0 or more, got {args.gpus_per_job}")
     if args.backend == "slurm" and args.gpus_per_job != int(args.gpus_per_job):
         raise UsageError("--gpus-per-job must be a whole number with --backend slurm "
                          "(fractional GPUs are a Ray feature; or use --per-device locally)")
@@ -225,18 +272,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.deterministic:  # must precede CUDA initialisation
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     try:
-        jobs = plan(args)
+        jobs = plan(args, on_job=_print_job if args.dry_run else None)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # a dry run piped into `head`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
+        return 0
     if args.dry_run:
-        import json
-        for j in jobs:
-            print(j.spec.label, json.dumps(j.config.to_json(), sort_keys=True))
         return 0
     devices = (args.devices or ("cuda:0" if _cuda() else "cpu")).split(",")
     outcomes = wait_for_busy(jobs, run_jobs(jobs, **execution(args, devices)))
     return summarize(outcomes)
+
+
+def _print_job(job) -> None:
+    """A dry run prints each run as it is planned (a big grid shows progress at once)."""
+    import json
+    print(job.spec.label, json.dumps(job.config.to_json(), sort_keys=True))
 
 
 def summarize(outcomes) -> int:

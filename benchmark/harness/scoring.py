@@ -17,13 +17,26 @@ Scorer = Callable[[str, dict], "dict | None"]
 
 # A space's `benchmark` attribute names its scorer here: "module:function", imported only when
 # used. Each function is `load(space, benchmarks_dir, hp) -> (scorer or None, message)`, the
-# message saying where the figures come from or how to get them. Adding a benchmark = one
-# module and one line here; the harness never branches on a space or benchmark name.
+# message saying where the figures come from or how to get them. Each module also names its
+# training schedules, `HPS` (the valid `score_hp` values). Adding a benchmark = one module and
+# one line here; the harness never branches on a space or benchmark name.
 SCORERS: dict[str, str] = {
     "nb201": "benchmark.tabular.nb201_scorer:load",
     "nb101": "benchmark.tabular.nb101_scorer:load",
     "darts-train": "benchmark.retrain.scorer:load",   # no lookup: scored by retraining
 }
+
+
+def score_hps(space) -> tuple[str, ...]:
+    """The `score_hp` values the space's scorer knows (its module's `HPS`)."""
+    import importlib
+    from spaces import get_space
+    if isinstance(space, str):
+        space = get_space(space)
+    if space.benchmark not in SCORERS:
+        raise KeyError(f"space {space.name!r} names an unknown scorer {space.benchmark!r}; "
+                       f"registered: {', '.join(SCORERS)}")
+    return tuple(importlib.import_module(SCORERS[space.benchmark].split(":")[0]).HPS)
 
 
 def load_scorer(space, benchmarks_dir: str | Path | None, hp: str = "200") -> tuple[Scorer | None, str]:
@@ -50,7 +63,9 @@ def rescore(results: Path, benchmarks_dir: Path | None, log=None) -> tuple[int, 
     holds is waited for, saying whose it is. Unfinished runs are scored as far as they got (a line
     torn by a kill is dropped, as resuming would); a run with any other unreadable line, a gap in
     its epochs, or a config.json that is not a run's config is left untouched."""
-    from benchmark.harness.config import SearchConfig
+    # config.json read as a plain namespace: benchmark.harness.config imports this module (to
+    # check score_hp against the scorers' schedules), so importing it back would make a cycle.
+    from types import SimpleNamespace
     from benchmark.harness.records import DamagedFile, read_json, rewrite_jsonl, scan_jsonl
     from benchmark.harness.rundir import RunDir, records_problems
     from spaces import get_space
@@ -60,7 +75,9 @@ def rescore(results: Path, benchmarks_dir: Path | None, log=None) -> tuple[int, 
     scorers: dict[tuple[str, str], Scorer | None] = {}
     for cfg_path in sorted(results.glob("*/*/seed-*/config.json")):
         try:
-            cfg, bad = SearchConfig.from_json(read_json(cfg_path)), ""
+            cfg, bad = SimpleNamespace(**read_json(cfg_path)), ""
+            if not (isinstance(cfg.space, str) and isinstance(cfg.score_hp, str)):
+                raise ValueError("space and score_hp must be text")
         except DamagedFile as e:
             bad = str(e)
         except (TypeError, KeyError, AttributeError, ValueError) as e:

@@ -11,15 +11,16 @@ import platform
 import socket
 import subprocess
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.harness.config import SearchConfig
+from benchmark.harness.config import MAX_LOSS, SearchConfig
 from benchmark.harness.data import Cifar10, load_cifar10, make_split
 from benchmark.harness.grid import RunSpec
-from benchmark.harness.records import DamagedFile, atomic_write_json, read_json
+from benchmark.harness.records import DamagedFile, DiskFullError, atomic_write_json, read_json
 from benchmark.harness.rundir import IdentityMismatch, RunDir
 
 
@@ -38,18 +39,65 @@ class Job:
     download: bool = False
     deterministic: bool = False   # CUDA: deterministic kernels (see make_deterministic)
     log: str = "none"             # live curves: none | tensorboard | wandb (not the run's identity)
+    max_loss: float = MAX_LOSS    # divergence threshold on an epoch's mean loss (config.MAX_LOSS)
+    parent_pid: int | None = None  # a pool worker's parent: when it dies, stop (watch_parent)
 
 
 @dataclass(frozen=True)
 class Outcome:
     label: str
-    status: str    # done (earlier) | finished | failed | failed-earlier | busy | refused | damaged
+    status: str    # done (earlier) | finished | failed | failed-earlier | busy | refused | damaged | stopped
     message: str = ""
     notes: str = ""  # what a finished run repaired (e.g. started afresh, and why)
 
     @property
     def ok(self) -> bool:
         return self.status in ("done", "finished", "busy")
+
+
+# ---- a pool worker whose parent died stops --------------------------------------------------
+# Pool workers (joblib/loky) are not children that die with their parent: after a SIGKILL of
+# run.py they would go on with the runs already queued to them. Each worker watches its
+# parent's pid (os.getppid() changes when the parent dies; portable, unlike Linux's
+# PR_SET_PDEATHSIG): a run in progress stops after its next checkpoint (so it resumes
+# exactly), nothing new starts, and the worker process exits.
+PARENT_POLL_S = 0.5
+_parent_gone = threading.Event()
+_run_active = threading.Lock()   # held by a pool worker while it executes a run
+_watched: list[int] = []
+
+
+def parent_gone() -> bool:
+    return _parent_gone.is_set()
+
+
+def watch_parent(pid: int) -> None:
+    """Start (once per process) a thread that notices when `pid`, our parent, dies: it sets
+    parent_gone(), waits for a run in progress to stop at its checkpoint, then exits."""
+    if _watched:
+        return
+    _watched.append(pid)
+
+    def poll() -> None:
+        while os.getppid() == pid:
+            time.sleep(PARENT_POLL_S)
+        _parent_gone.set()
+        with _run_active:  # the run in progress stops after its next checkpoint
+            os._exit(0)
+
+    threading.Thread(target=poll, name="watch-parent", daemon=True).start()
+
+
+def execute_in_pool(job: "Job", run) -> "Outcome":
+    """`run(job)` in a pool worker, unless the parent that queued it has died."""
+    if job.parent_pid is not None:
+        watch_parent(job.parent_pid)
+    with _run_active:
+        if parent_gone() or (job.parent_pid is not None and os.getppid() != job.parent_pid):
+            _parent_gone.set()
+            label = job.spec.label if hasattr(job, "spec") else job.label
+            return Outcome(label, "stopped", "the process that started this worker died")
+        return run(job)
 
 
 @functools.lru_cache(maxsize=2)
@@ -87,7 +135,8 @@ def provenance(job: Job) -> dict:
             "device": job.device, "torch_threads": torch.get_num_threads(),
             "data_path": job.data_path, "benchmarks": job.benchmarks, "pid": os.getpid(),
             "deterministic": job.deterministic,
-            "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG")}
+            "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+            **({"max_loss": job.max_loss} if hasattr(job, "max_loss") else {})}
 
 
 def _log(msg: str) -> None:
@@ -106,13 +155,15 @@ def execute(job: Job, wait: bool = False) -> Outcome:
         return Outcome(spec.label, "busy", "another worker holds this run")
     try:
         return _execute_locked(job, rd)
+    except DiskFullError as e:  # writing config/provenance, or the failure record itself
+        return Outcome(spec.label, "failed", str(e))
     finally:
         rd.unlock(lock)
 
 
 def _execute_locked(job: Job, rd: RunDir) -> Outcome:
     import torch
-    from benchmark.harness.loop import run_search
+    from benchmark.harness.loop import StopRequested, run_search
     from benchmark.harness.scoring import load_scorer
 
     spec, cfg = job.spec, job.config
@@ -182,18 +233,24 @@ def _execute_locked(job: Job, rd: RunDir) -> Outcome:
         from benchmark.harness.live_log import LiveLog
         with LiveLog(job.log, rd.path, spec.label, identity) as live:
             genotype = run_search(cfg, rd, data, split[:2], job.device, scorer, job.progress, notes,
-                                  on_record=live.log)
+                                  on_record=live.log, max_loss=job.max_loss,
+                                  should_stop=parent_gone if job.parent_pid is not None else None)
     except IdentityMismatch as e:  # checkpoint.pt of other settings beside this config.json
         return Outcome(spec.label, "refused", str(e))
+    except StopRequested as e:  # resumable: no failure recorded
+        return Outcome(spec.label, "stopped", str(e))
     except Exception as e:  # one run's failure must not stop the grid
         reason = f"{type(e).__name__}: {e}"
         if isinstance(e, torch.cuda.OutOfMemoryError):
             torch.cuda.empty_cache()  # give the memory back for the runs that follow
             reason += (" -- lower the memory need (e.g. --set batch_size=32) or use a larger "
                        "GPU, then rerun with --retry-failed")
-        atomic_write_json(rd.failed, {"reason": reason,
-                                      "traceback": traceback.format_exc(),
-                                      "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        try:
+            atomic_write_json(rd.failed, {"reason": reason,
+                                          "traceback": traceback.format_exc(),
+                                          "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        except OSError as w:  # e.g. the disk that filled up: say so, go on with the grid
+            reason += f" (and {rd.failed} could not be written: {w})"
         return Outcome(spec.label, "failed", reason)
     # A normal resume is no news; a repair, or a checkpoint that could not be used, is.
     said = repairs + [n for n in notes if repairs or "afresh" in n]

@@ -73,6 +73,7 @@ class RetrainJob:
     download: bool = False
     deterministic: bool = False
     benchmarks: str | None = None   # unused; keeps the provenance entry's fields
+    parent_pid: int | None = None   # a pool worker's parent: when it dies, start nothing new
 
     # The job protocol the backends use (see benchmark/harness/backends.py).
     @property

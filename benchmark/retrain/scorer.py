@@ -7,6 +7,10 @@ unscored, and `python -m benchmark.retrain` scores them afterwards in their own 
 """
 from __future__ import annotations
 
+# No training schedule to choose from: `score_hp` does not apply and keeps its default, the only
+# value accepted (see benchmark/harness/scoring.py score_hps).
+HPS = ("200",)
+
 MESSAGE = ("DARTS-space genotypes are scored by retraining: "
            "python -m benchmark.retrain --results <results folder> --spaces darts")
 

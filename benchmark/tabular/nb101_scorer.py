@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# NB101 has one schedule (108 epochs), always used: `score_hp` does not apply and keeps its
+# default, the only value accepted (so a setting that would change nothing is refused).
+HPS = ("200",)
+
 
 def load(space, benchmarks_dir: str | Path, hp: str = "200"):
     from benchmark.tabular.nb101_table import NB101_HELP, find_nb101_table

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# The benchmark's two training schedules (epochs), as strings: the valid `score_hp` values.
+HPS = ("12", "200")
+
 
 def load(space, benchmarks_dir: str | Path, hp: str = "200"):
     from benchmark.tabular.nb201_table import NB201_HELP, find_nb201_table

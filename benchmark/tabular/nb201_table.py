@@ -175,15 +175,26 @@ class NB201Table:
                  allow_partial: bool = False) -> "NB201Table":
         """Import the shared CSV layout; columns are `{metric}` names, one file per hp."""
         csv_200 = Path(csv_200)
-        idx, arch, cols = _read_metric_csv(csv_200, "200")
+        idx, arch, cols = _read_metric_csv(csv_200, "200", allow_partial)
         if csv_12 is not None:
-            idx12, arch12, cols12 = _read_metric_csv(Path(csv_12), "12")
+            # Each file is checked on its own first, so a fault is blamed on the file that has it;
+            # what remains is a disagreement between two well-formed files, naming both.
+            csv_12 = Path(csv_12)
+            idx12, arch12, cols12 = _read_metric_csv(csv_12, "12", allow_partial)
             pos = {int(i): r for r, i in enumerate(idx12)}
-            if set(pos) != set(int(i) for i in idx):
-                raise BenchmarkFileError(csv_12, f"indexes differ from those in {csv_200.name}")
+            only_200 = sorted(set(int(i) for i in idx) - set(pos))
+            only_12 = sorted(set(pos) - set(int(i) for i in idx))
+            if only_200 or only_12:
+                raise BenchmarkFileError(
+                    f"{csv_200} and {csv_12} list different cells: "
+                    + "; ".join(f"{len(v)} indexes only in {f.name} (e.g. {v[0]})"
+                                for v, f in ((only_200, csv_200), (only_12, csv_12)) if v))
             order = np.array([pos[int(i)] for i in idx])
-            if any(arch12[o] != a for o, a in zip(order, arch)):
-                raise BenchmarkFileError(csv_12, f"arch strings disagree with {csv_200.name}")
+            bad = [(int(i), a, arch12[o]) for i, o, a in zip(idx, order, arch) if arch12[o] != a]
+            if bad:
+                raise BenchmarkFileError(
+                    f"{csv_200} and {csv_12} disagree on the arch string of {len(bad)} indexes, e.g. "
+                    f"index {bad[0][0]}: {bad[0][1]!r} in {csv_200.name}, {bad[0][2]!r} in {csv_12.name}")
             cols.update({c: v[order] for c, v in cols12.items()})
         sources = csv_200.name + (f" + {Path(csv_12).name}" if csv_12 is not None else "")
         meta = {"source": sources, "converter": "benchmark.tabular.nb201_table.from_csv",
@@ -281,8 +292,9 @@ class NB201Table:
         raise TypeError(f"arch must be an arch string or an int index, not {type(arch).__name__}")
 
 
-def _read_metric_csv(path: Path, hp: str) -> tuple[np.ndarray, list[str], dict[str, np.ndarray]]:
-    """Read one CSV of the shared layout strictly: a truncated or garbled file raises."""
+def _read_metric_csv(path: Path, hp: str, allow_partial: bool = False
+                     ) -> tuple[np.ndarray, list[str], dict[str, np.ndarray]]:
+    """Read one CSV of the shared layout strictly: a truncated or garbled file raises, naming it."""
     import pyarrow.csv as pacsv  # only needed for the CSV layout
 
     try:
@@ -305,7 +317,9 @@ def _read_metric_csv(path: Path, hp: str) -> tuple[np.ndarray, list[str], dict[s
             raise BenchmarkFileError(path, f"column {name!r} has {table.column(name).null_count} "
                                            "empty values (truncated file?)")
     cols = {f"{m}@{hp}": _to_numpy(table.column(m), pa.float64()) for m in metrics}
-    return _to_numpy(table.column("index"), pa.int64()), table.column("arch").to_pylist(), cols
+    index, arch = _to_numpy(table.column("index"), pa.int64()), table.column("arch").to_pylist()
+    NB201Table(index, arch, cols, allow_partial=allow_partial, origin=path)  # this file's own checks
+    return index, arch, cols
 
 
 def _to_numpy(column: pa.ChunkedArray, typ: pa.DataType) -> np.ndarray:
