@@ -76,6 +76,13 @@ _NB1SHOT1 = {
 def space_profile(space: str, profile: str) -> dict[str, Any]:
     if profile not in PROFILES:
         raise KeyError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
+    from spaces import get_space
+    try:
+        own = getattr(get_space(space), "profiles", None)  # a space that carries its profiles
+    except KeyError:
+        own = None
+    if own is not None:
+        return json.loads(json.dumps(own[profile]))
     table = _NB1SHOT1 if space.startswith("nb1shot1") else _NB201
     return json.loads(json.dumps(table[profile]))  # a deep copy
 

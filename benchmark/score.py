@@ -19,6 +19,9 @@ Scorer = Callable[[str, dict], "dict | None"]
 
 def load_scorer(benchmark: str, benchmarks_dir: str | Path | None, hp: str = "200") -> tuple[Scorer | None, str]:
     """(scorer or None, a message: where the table came from or how to add one)."""
+    if benchmark == "darts-train":  # no table: a DARTS-space genotype is scored by retraining it
+        return None, ("DARTS-space genotypes are scored by training them from scratch "
+                      "(the retraining command), not by a table")
     if benchmarks_dir is None:
         return None, "no benchmarks folder given (--benchmarks / NAS_BENCHMARKS / TORCH_HOME)"
     if benchmark == "nb201":
