@@ -13,6 +13,14 @@ from spaces.darts_search import SearchNetwork
 SPACE = DartsSpace()
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # several threads on a loaded 2-core machine is far slower
+    yield
+    torch.set_num_threads(before)
+
+
 # ----- genotype text ---------------------------------------------------------------------------
 def test_published_genotypes_round_trip_and_print_like_the_darts_code():
     for text in (DARTS_V1, DARTS_V2):
@@ -243,6 +251,9 @@ def test_paper_profile_follows_the_darts_code():
     assert cfg.supernet == {"C": 16, "layers": 8} and cfg.arch_first
     for m in ("darts", "darts-2nd", "sdarts-rs", "sdarts-adv", "balenas", "balenas-tf"):
         assert resolve_config("darts", m, 0, "paper").arch_first, m
+    rsps = resolve_config("darts", "random-ws", 0, "paper")
+    assert rsps.epochs == 100 and rsps.method_options["num_candidates"] == 1000
+    assert resolve_config("nb201", "darts", 0, "paper").arch_first is False  # unchanged there
 
 
 # ----- methods with space-specific pieces ------------------------------------------------------
@@ -270,16 +281,8 @@ def test_bayesnas_derives_a_darts_genotype_from_its_gammas():
 METHODS = ["darts", "darts-2nd", "sdarts-rs", "sdarts-adv", "bayesnas", "balenas", "balenas-tf", "random-ws"]
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # several threads on a loaded 2-core machine is far slower
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("method", METHODS)
-def test_every_method_searches_the_darts_space(method, tmp_path, one_thread):
+def test_every_method_searches_the_darts_space(method, tmp_path):
     from tests.e2e import check_layout, run_tiny
     sets = ["train_subset=8", "batch_size=8", "supernet.C=2"]
     if method == "balenas-tf":
