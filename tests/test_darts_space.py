@@ -175,6 +175,14 @@ def test_drop_path_and_auxiliary_head_in_train_and_eval():
     assert not torch.allclose(d1, d2) and not torch.allclose(d1, c1)
     no_aux = network(DARTS_V2, C=4, layers=5, auxiliary=False).train()
     assert no_aux(x)[1] is None
+    # the head reads the output of cell 2*layers//3 (= 3 here; cell 4 has the same shape)
+    seen = {}
+    net.cells[3].register_forward_hook(lambda m, i, o: seen.setdefault("cell", o))
+    net.auxiliary_head.register_forward_hook(lambda m, i, o: seen.setdefault("head", i[0]))
+    with torch.no_grad():
+        net.drop_path_prob = 0.0
+        net(x)
+    assert torch.equal(seen["cell"], seen["head"])
 
 
 def test_drop_path_drops_whole_samples_and_rescales_the_rest():
@@ -240,6 +248,8 @@ def test_sample_weights_are_darts_cells_and_derive_back():
         assert derived == chosen
         seen.add(gen)
     assert len(seen) == 20
+    inputs = {j for _ in range(100) for _, j in parse_genotype(SPACE.derive(SPACE.sample_weights(g))).normal[6:]}
+    assert inputs == {0, 1, 2, 3, 4}  # node 5 draws among all its 5 possible inputs
 
 
 def test_paper_profile_follows_the_darts_code():
