@@ -68,7 +68,8 @@ class SearchMethod:
     # ----- configuration ------------------------------------------------------------------
     @classmethod
     def profile_overrides(cls, space: str, profile: str) -> dict[str, Any]:
-        """SearchConfig fields this method's source sets differently (per space, profile)."""
+        """SearchConfig fields this method's source sets differently (per space, profile); a key
+        `supernet.<arg>` changes one supernet argument of the space's profile."""
         return {"arch_first": cls.arch_first}
 
     @classmethod

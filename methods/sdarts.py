@@ -29,7 +29,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from benchmark.config import space_profile
 from methods.base import Batch, SearchMethod, StepContext
 from spaces.base import Weights
 
@@ -99,10 +98,8 @@ class _Sdarts(SearchMethod):
     def profile_overrides(cls, space: str, profile: str) -> dict[str, Any]:
         out: dict[str, Any] = {"arch_first": True}
         if space == "nb201" and profile == "paper":
-            supernet = space_profile(space, profile)["supernet"]
-            supernet["track_running_stats"] = True
-            out.update(epochs=100, w_weight_decay=3e-4, w_nesterov=False, split="contiguous",
-                       supernet=supernet)
+            out.update({"epochs": 100, "w_weight_decay": 3e-4, "w_nesterov": False,
+                        "split": "contiguous", "supernet.track_running_stats": True})
         return out
 
 

@@ -16,10 +16,10 @@ def run_tiny(method: str, tmp_path: Path, sets: list[str] | None = None, epochs:
     """Smoke profile, `epochs` epoch(s), 32 images per half (one step of the smoke batch); returns the epoch records."""
     if not DATA.is_file():
         pytest.skip(f"CIFAR-10 not found at {DATA}; set NAS_DATA")
-    from benchmark.config import resolve_config
-    from benchmark.data import find_split_file, make_split
-    from benchmark.grid import RunSpec
-    from benchmark.worker import Job, cached_data, execute
+    from benchmark.harness.config import resolve_config
+    from benchmark.harness.data import find_split_file, make_split
+    from benchmark.harness.grid import RunSpec
+    from benchmark.harness.worker import Job, cached_data, execute
     split = find_split_file(BENCH)
     cfg = resolve_config(space, method, 0, "smoke", epochs, ["train_subset=32", *(sets or [])])
     if split is None and cfg.split == "official":

@@ -46,7 +46,7 @@ def test_hard_update_formula():
 
 
 def test_derivation_rule_on_nb201():
-    from benchmark.config import resolve_config
+    from benchmark.harness.config import resolve_config
     from spaces.nb201 import NB201Space, parse_arch
     space = NB201Space()
     cfg = resolve_config("nb201", "bayesnas", 0, "smoke", sets=["method.threshold=0.5"])
@@ -62,7 +62,7 @@ def test_derivation_rule_on_nb201():
 
 def test_bayesnas_on_a_space_without_none_uses_the_spaces_rule():
     """1Shot1 (no `none` op): nothing masked; op argmax and top-k parents by gamma."""
-    from benchmark.config import resolve_config
+    from benchmark.harness.config import resolve_config
     from spaces import get_space
     space = get_space("nb1shot1-s1")
     cfg = resolve_config("nb1shot1-s1", "bayesnas", 0, "smoke")
@@ -86,7 +86,7 @@ def test_bayesnas_end_to_end(tmp_path):
 
 
 def test_smoke_profile_small_curvature_batch_paper_full():
-    from benchmark.config import resolve_config
+    from benchmark.harness.config import resolve_config
     assert resolve_config("nb201", "bayesnas", 0, "smoke").method_options == {"curvature_batch_size": 8}
     assert resolve_config("nb201", "bayesnas", 0, "paper").method_options == {}
 

@@ -253,7 +253,7 @@ def test_sample_weights_are_darts_cells_and_derive_back():
 
 
 def test_paper_profile_follows_the_darts_code():
-    from benchmark.config import resolve_config
+    from benchmark.harness.config import resolve_config
     cfg = resolve_config("darts", "darts", 0, "paper")
     assert (cfg.epochs, cfg.batch_size, cfg.split, cfg.w_lr, cfg.w_lr_min) == (50, 64, "contiguous", 0.025, 0.001)
     assert (cfg.w_momentum, cfg.w_nesterov, cfg.w_weight_decay, cfg.grad_clip) == (0.9, False, 3e-4, 5.0)
@@ -268,7 +268,7 @@ def test_paper_profile_follows_the_darts_code():
 
 # ----- methods with space-specific pieces ------------------------------------------------------
 def test_bayesnas_derives_a_darts_genotype_from_its_gammas():
-    from benchmark.config import resolve_config
+    from benchmark.harness.config import resolve_config
     from methods.bayesnas import BayesNAS
     cfg = resolve_config("darts", "bayesnas", 0, "smoke")
     m = BayesNAS(SPACE, SPACE.supernet(C=2, layers=3), cfg, torch.Generator().manual_seed(0))
