@@ -8,12 +8,13 @@
 # every registered method x space x seed (or the ones given); (3) when darts is among the
 # spaces: python -m benchmark.retrain --results OUT --spaces darts --profile PROFILE (the
 # DARTS space is scored by retraining its genotypes); (4) python -m benchmark.score;
-# (5) python analysis/report.py --results OUT --out OUT/report.
+# (5) python analysis/report.py --results OUT --out OUT/report (report.md, report.html).
 # Defaults: profile paper where CUDA is available, else smoke (said loudly); methods = all
 # registered; spaces = the registered spaces whose benchmark table is found (the others are
 # skipped with the reason, so a missing NB101 table never sinks the run; name a space with
 # --spaces to run it anyway, unscored); seeds 0-4 (paper) or 0-1 (smoke).
-# Exit codes: 0 all done; 1 some run failed (the report is still written); 2 bad input.
+# Exit codes: 0 all done; 1 some run failed or has damaged files (the report is still written
+# and names them); 2 bad input.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -25,6 +26,8 @@ bootstrap() {
         echo "run_all: creating .venv from requirements.txt" >&2
         python3 -m venv .venv
         .venv/bin/pip install -r requirements.txt
+        # test-only reference package; its numpy pin conflicts, so without its dependencies
+        .venv/bin/pip install --no-deps -r requirements-test.txt
     fi
 }
 
@@ -105,7 +108,13 @@ fi
 
 SCORE=("$PY" -m benchmark.score --results "$OUT")
 [ ! -d "$BENCH" ] || SCORE+=(--benchmarks "$BENCH")
-"${SCORE[@]}"
-"$PY" analysis/report.py --results "$OUT" --out "$OUT/report"
-echo "run_all: report at $OUT/report/report.md" >&2
+step=0
+"${SCORE[@]}" || step=$?               # 1: damaged runs skipped (named), the others scored
+[ "$step" -ne 2 ] || exit 2
+[ "$step" -eq 0 ] || status=1
+step=0
+"$PY" analysis/report.py --results "$OUT" --out "$OUT/report" || step=$?   # 1: damaged runs left out
+[ "$step" -ne 2 ] || exit 2
+[ "$step" -eq 0 ] || status=1
+echo "run_all: report at $OUT/report/report.md and report.html" >&2
 exit "$status"

@@ -6,9 +6,13 @@
   where the record has one, else the derived `genotype`; the derived cell's figures are then
   also under `bench_derived.<key>`), `diag.<key>` for every scalar diagnostic,
   timing), whatever methods, spaces and benchmark keys the records hold;
-- runs: one row per run folder with its status (done | partial | failed | empty), the
-  number of recorded epochs, the planned epochs, the data md5 and the failure reason.
-Unfinished and failed runs are listed in `runs`, never fatal.
+- runs: one row per run folder with its status (done | damaged | partial | failed | empty),
+  the number of recorded epochs, the planned epochs, the data md5, the failure reason and
+  `damage`: what is wrong with its files (unreadable lines, missing epochs, an unreadable
+  config.json or done.json; empty if nothing). A finished run with damage has status
+  `damaged` (benchmark/harness/rundir.py decides, the same rule as run.py and score use).
+Unfinished, failed and damaged runs are listed in `runs`, never fatal; `epochs` holds the
+readable records of every run (the report leaves damaged runs out unless asked).
 """
 from __future__ import annotations
 
@@ -19,29 +23,23 @@ from typing import Any
 
 import pandas as pd
 
+from benchmark.harness.records import DamagedFile, read_json, scan_jsonl
+from benchmark.harness.rundir import RunDir, records_problems
+
 SCALAR_FIELDS = ("train_loss", "train_acc", "valid_loss", "valid_acc", "w_lr", "a_lr",
                  "param_free_ops", "genotype")
 
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        return json.loads(path.read_bytes())
+    except (OSError, ValueError):
         return None
 
 
 def read_records(path: Path) -> list[dict]:
-    """All complete JSONL lines; a torn or unparsable line is skipped (a crashed writer)."""
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text(errors="replace").splitlines():
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return out
+    """The readable records; unreadable lines are left out (`collect` reports them as damage)."""
+    return scan_jsonl(path).rows
 
 
 def _flatten(prefix: str, obj: Any, out: dict) -> None:
@@ -93,11 +91,18 @@ def collect(results: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     for folder in run_folders(results):
         space, method, seed_dir = folder.parts[-3:]
         seed = int(seed_dir.split("-", 1)[1]) if seed_dir.split("-", 1)[1].isdigit() else seed_dir
-        cfg = _read_json(folder / "config.json") or {}
-        recs = read_records(folder / "epochs.jsonl")
+        cfg = _read_json(folder / "config.json")
+        cfg = cfg if isinstance(cfg, dict) else {}
+        scan = scan_jsonl(folder / "epochs.jsonl")
+        recs = scan.rows
         status = _status(folder, len(recs))
-        failed = _read_json(folder / "failed.json") if status == "failed" else None
-        done = _read_json(folder / "done.json") if status == "done" else None
+        if status == "done":
+            problems = RunDir.at(folder).problems(scan)
+            status = "damaged" if problems else status
+        else:  # unfinished: resuming repairs what it can, but the records are not whole
+            problems = records_problems(scan, None, False) + _config_problem(folder)
+        done = _read_json(folder / "done.json") if status in ("done", "damaged") else None
+        done = done if isinstance(done, dict) else None
         runs.append({
             "space": space, "method": method, "seed": seed, "status": status,
             "epochs_recorded": max((r.get("epoch", 0) for r in recs), default=None),
@@ -105,7 +110,8 @@ def collect(results: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             "data_md5": cfg.get("data_md5"), "split_source": cfg.get("split_source"),
             "wall_seconds": (done or {}).get("wall_seconds"),
             "final_genotype": (done or {}).get("genotype"),
-            "reason": _reason(failed), "path": str(folder)})
+            "reason": _reason(folder / "failed.json") if status == "failed" else None,
+            "damage": "; ".join(problems) or None, "path": str(folder)})
         for rec in recs:
             row = flatten_record(rec)
             # The folder is the run's identity; the record's own fields must agree.
@@ -118,23 +124,56 @@ def collect(results: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         epochs = epochs.sort_values(["space", "method", "seed", "epoch"], kind="stable").reset_index(drop=True)
     return epochs, pd.DataFrame(runs, columns=[
         "space", "method", "seed", "status", "epochs_recorded", "epochs_planned", "profile",
-        "data_md5", "split_source", "wall_seconds", "final_genotype", "reason", "path"])
+        "data_md5", "split_source", "wall_seconds", "final_genotype", "reason", "damage", "path"])
 
 
-def _reason(failed: Any) -> str | None:
+def _config_problem(folder: Path) -> list[str]:
+    try:
+        if (folder / "config.json").exists() and not isinstance(read_json(folder / "config.json"), dict):
+            return ["config.json: not a JSON object"]
+    except DamagedFile as e:
+        return [f"config.json: {e.problem}"]
+    return []
+
+
+def _reason(path: Path) -> str:
+    try:
+        failed = read_json(path)
+    except DamagedFile:
+        failed = None
+    except OSError as e:
+        return f"failed.json unreadable ({e.strerror})"
     if not isinstance(failed, dict):
-        return None
+        return "failed.json is damaged (not a JSON object), so the reason is lost; see the run's folder"
     for k in ("reason", "message", "error"):
         if failed.get(k):
             return str(failed[k]).splitlines()[0][:200]
     return "failed (no reason recorded)"
 
 
-def final_epochs(epochs: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """The last recorded epoch of each finished (done) run: the final derived cell."""
+def damaged(runs: pd.DataFrame) -> pd.Series:
+    """True for the runs whose files are damaged (any status)."""
+    return runs.damage.notna() & (runs.damage != "")
+
+
+def usable(epochs: pd.DataFrame, runs: pd.DataFrame, include_damaged: bool = False) -> pd.DataFrame:
+    """The epoch rows of every run but the damaged ones (all rows with include_damaged)."""
+    if include_damaged or epochs.empty:
+        return epochs
+    bad = runs[damaged(runs)][["space", "method", "seed"]]
+    keys = set(map(tuple, bad.astype(str).to_numpy()))
+    mask = [k not in keys for k in map(tuple, epochs[["space", "method", "seed"]].astype(str).to_numpy())]
+    return epochs[mask].reset_index(drop=True)
+
+
+def final_epochs(epochs: pd.DataFrame, runs: pd.DataFrame, include_damaged: bool = False) -> pd.DataFrame:
+    """The last recorded epoch of each finished (done) run: the final derived cell. With
+    include_damaged, also of each finished run whose records are damaged (its last READABLE
+    epoch, which may not be the final one: the report says so)."""
     if epochs.empty:
         return epochs
-    done = runs[runs.status == "done"][["space", "method", "seed"]]
+    ok = ["done", "damaged"] if include_damaged else ["done"]
+    done = runs[runs.status.isin(ok)][["space", "method", "seed"]]
     last = epochs.loc[epochs.groupby(["space", "method", "seed"])["epoch"].idxmax()]
     return last.merge(done, on=["space", "method", "seed"]).reset_index(drop=True)
 

@@ -24,8 +24,8 @@ def _save(fig, out: Path, name: str) -> list[Path]:
     for ax in fig.axes:
         if ax.get_xlabel() == "search epoch" and ax.lines:
             ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    if fig._suptitle is not None:
-        fig._suptitle.set_y(1.02)
+    if fig._suptitle is not None:  # above the panel titles, one step per extra line
+        fig._suptitle.set_y(1.02 + 0.06 * fig._suptitle.get_text().count("\n"))
     paths = [out / f"{name}.png", out / f"{name}.pdf"]
     fig.savefig(paths[0], dpi=130, bbox_inches="tight")
     fig.savefig(paths[1], bbox_inches="tight")
@@ -39,9 +39,14 @@ def _palette(methods) -> dict:
 
 
 def nb201_trajectory(epochs: pd.DataFrame, published: pd.DataFrame, space: str, out: Path,
-                     split: str = "test") -> list[Path]:
-    """Derived-cell accuracy vs epoch, one panel per dataset; optimum dashed, published final
-    values as markers at the last epoch."""
+                     split: str = "test", protocol: dict[str, int] | None = None,
+                     profile_note: str | None = None) -> list[Path]:
+    """Derived-cell accuracy vs epoch, one panel per dataset. The optimum is a dashed black
+    line; a method's published final value is a dotted horizontal line in its colour, labelled
+    with the protocol it was obtained under (`protocol`: method -> search epochs of the paper
+    protocol); it is never drawn as a point at this run's last epoch, which may be a 2-epoch
+    smoke run. `profile_note` (e.g. "smoke profile, 2 epochs: not the paper protocol") goes
+    into the title."""
     sub = epochs[epochs.space == space]
     cols = [(f"bench.{d}_{split}", d, label) for d, label in NB201_DATASETS]
     cols = [c for c in cols if c[0] in sub and sub[c[0]].notna().any()]
@@ -49,20 +54,23 @@ def nb201_trajectory(epochs: pd.DataFrame, published: pd.DataFrame, space: str, 
         return []
     pal = _palette(sub.method.unique())
     fig, axes = plt.subplots(1, len(cols), figsize=(4.6 * len(cols), 3.6), squeeze=False)
-    last = sub.epoch.max()
     pub = published[published.space == space]
+    protocol = protocol or {}
     for ax, (col, d, label) in zip(axes[0], cols):
         sns.lineplot(data=sub, x="epoch", y=col, hue="method", palette=pal, errorbar=BAND, ax=ax,
                      legend=ax is axes[0][0])
         metric = f"{d}_{split}"
         opt = pub[(pub.method == "optimum") & (pub.metric == metric)]
         if len(opt):
-            ax.axhline(float(opt["mean"].iloc[0]), color="black", ls="--", lw=1, label="optimum")
+            ax.axhline(float(opt["mean"].iloc[0]), color="black", ls="--", lw=1,
+                       label="optimum of the benchmark")
         for m, color in pal.items():
             p = pub[(pub.method == m) & (pub.metric == metric)]
             if len(p):
-                ax.plot([last], [float(p["mean"].iloc[0])], marker="*", ms=12, color=color,
-                        ls="none", markeredgecolor="black", label=f"{m} published")
+                ep = protocol.get(m)
+                ax.axhline(float(p["mean"].iloc[0]), color=color, ls=":", lw=1.6,
+                           label=f"{p['label'].iloc[0]} published"
+                                 + (f", {ep} epochs" if ep else ""))
         ax.set(title=label, xlabel="search epoch", ylabel=f"{split} accuracy of derived cell (%)")
     h, lab = [], []
     for ax in axes[0]:
@@ -73,14 +81,20 @@ def nb201_trajectory(epochs: pd.DataFrame, published: pd.DataFrame, space: str, 
     if axes[0][0].get_legend():
         axes[0][0].get_legend().remove()
     # below the axes labels: the legend grows with the number of methods
-    fig.legend(h, lab, loc="upper center", ncol=min(len(lab), 5), bbox_to_anchor=(0.5, -0.02))
-    fig.suptitle(f"{space}: derived cell vs search epoch (mean ± std over seeds; "
-                 "dashed = optimum, ★ = published final)")
+    fig.legend(h, lab, loc="upper center", ncol=min(len(lab), 4), bbox_to_anchor=(0.5, -0.02))
+    title = (f"{space}: derived cell vs search epoch (mean ± std over seeds; dashed = optimum, "
+             "dotted = published final value)")
+    if profile_note:
+        title += f"\n{profile_note}"
+    fig.suptitle(title)
     return _save(fig, out, f"{space}_trajectory_{split}")
 
 
 def regret_trajectory(epochs: pd.DataFrame, spaces: list[str], out: Path) -> list[Path]:
-    """Test regret vs epoch on a log scale, one panel per (NB101-scored) search space."""
+    """Test regret vs epoch, one panel per (NB101-scored) search space.
+
+    Symmetric-log scale (linear within +-1e-3): regret can be negative (the benchmark's
+    optimum misses some cells the spaces reach, benchmark/tabular/nb101_scorer.py), so it is never clipped."""
     sub = epochs[epochs.space.isin(spaces)]
     if "bench.test_regret" not in sub or not sub["bench.test_regret"].notna().any():
         return []
@@ -88,10 +102,9 @@ def regret_trajectory(epochs: pd.DataFrame, spaces: list[str], out: Path) -> lis
     fig, axes = plt.subplots(1, len(spaces), figsize=(4.6 * len(spaces), 3.6), squeeze=False)
     for ax, space in zip(axes[0], spaces):
         s = sub[(sub.space == space) & sub["bench.test_regret"].notna()]
-        s = s.assign(**{"bench.test_regret": s["bench.test_regret"].clip(lower=1e-6)})  # log scale
         sns.lineplot(data=s, x="epoch", y="bench.test_regret", hue="method", palette=pal,
                      errorbar=BAND, ax=ax)
-        ax.set_yscale("log")
+        ax.set_yscale("symlog", linthresh=1e-3)
         ax.set(title=space, xlabel="search epoch", ylabel="test regret")
     fig.suptitle("NAS-Bench-1Shot1: test regret vs epoch (mean ± std over seeds)")
     return _save(fig, out, "nb1shot1_regret")
@@ -128,46 +141,139 @@ def hessian(epochs: pd.DataFrame, out: Path) -> list[Path]:
     return _save(fig, out, "hessian_max_eig")
 
 
-def arch_matrix(arch: dict) -> tuple[np.ndarray, list[str]] | None:
-    """Rows = choices (edge/op pairs), from `mu` (BaLeNAS), else `weights` (softmax), else `alpha`."""
-    for key in ("mu", "weights", "alpha"):
-        val = arch.get(key)
-        if isinstance(val, dict) and val:
-            rows, labels = [], []
-            for name in sorted(val):
-                a = np.asarray(val[name], float)
-                a = a.reshape(-1, a.shape[-1]) if a.ndim > 1 else a.reshape(1, -1)
-                for i, r in enumerate(a):
-                    for j, x in enumerate(r):
-                        rows.append(x)
-                        labels.append(f"{name}[{i}] op{j}")
-            return np.asarray(rows), [key] + labels
-    return None
+def _softmax(a: np.ndarray) -> np.ndarray:
+    e = np.exp(a - a.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def arch_views(arch: dict) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """What an epoch's `arch` record shows, as (quantity, {tensor: 2-D array}): softmax(mu)
+    and sigma for BaLeNAS (a Gaussian q(alpha)); softmax(alpha) for the DARTS family; else the
+    method's own mixing `weights` (BayesNAS' switch products). [] when the method keeps no
+    architecture tensor (random-ws)."""
+    def arrays(d) -> dict[str, np.ndarray]:
+        out = {}
+        for name, val in d.items():
+            a = np.asarray(val, float)
+            out[name] = a.reshape(-1, a.shape[-1]) if a.ndim > 1 else a.reshape(1, -1)
+        return out
+    if isinstance(arch.get("mu"), dict) and arch["mu"]:
+        views = [("softmax(μ)", {k: _softmax(v) for k, v in arrays(arch["mu"]).items()})]
+        if isinstance(arch.get("sigma"), dict) and arch["sigma"]:
+            views.append(("σ", arrays(arch["sigma"])))
+        return views
+    if isinstance(arch.get("alpha"), dict) and arch["alpha"]:
+        return [("softmax(α)", {k: _softmax(v) for k, v in arrays(arch["alpha"]).items()})]
+    if isinstance(arch.get("weights"), dict) and arch["weights"]:
+        return [("mixing weights", arrays(arch["weights"]))]
+    return []
+
+
+def _axes_for(name: str, shape: tuple[int, int], axes: dict | None) -> tuple[list[str], list[str]]:
+    """Row and column labels of one tensor from the space (`spaces.base.arch_axes`); generic
+    ones only when the space does not name them or the shapes disagree."""
+    rows, cols = (axes or {}).get(name, (None, None))
+    if rows is None or len(rows) != shape[0] or len(cols) != shape[1]:
+        rows = [f"{name}[{i}]" for i in range(shape[0])]
+        cols = [f"op{j}" for j in range(shape[1])]
+    return list(rows), list(cols)
+
+
+def arch_frames(arch: dict, axes: dict | None) -> list[tuple[str, str, pd.DataFrame]]:
+    """(quantity, tensor, DataFrame edges x ops) for one epoch's `arch`, labelled by the space."""
+    out = []
+    for quantity, tensors in arch_views(arch):
+        for name in sorted(tensors):
+            a = tensors[name]
+            rows, cols = _axes_for(name, a.shape, axes)
+            out.append((quantity, name, pd.DataFrame(a, index=rows, columns=cols)))
+    return out
+
+
+def arch_final_heatmap(arch: dict, axes: dict | None, title: str, out: Path, name: str) -> list[Path]:
+    """One epoch's architecture as the DARTS-family papers show it: rows = edges ('1<-0'),
+    columns = ops, the value in each cell; one panel per architecture tensor (cell type), and
+    per quantity side by side (BaLeNAS: softmax(mu) | sigma). Also writes <name>.csv with the
+    labelled values."""
+    frames = arch_frames(arch, axes)
+    if not frames:
+        return []
+    quantities = list(dict.fromkeys(q for q, _, _ in frames))
+    tensors = list(dict.fromkeys(t for _, t, _ in frames))
+    by = {(q, t): df for q, t, df in frames}
+    nrows = [max(by[(q, t)].shape[0] for q in quantities if (q, t) in by) for t in tensors]
+    ncols = max(df.shape[1] for df in by.values())
+    width = max(3.2, 0.8 * ncols + 2.2)
+    fig, axs = plt.subplots(len(tensors), len(quantities), squeeze=False,
+                            figsize=(width * len(quantities), sum(0.42 * r + 1.1 for r in nrows)),
+                            gridspec_kw={"height_ratios": [r + 2.5 for r in nrows]})
+    for i, t in enumerate(tensors):
+        for j, q in enumerate(quantities):
+            ax = axs[i][j]
+            df = by.get((q, t))
+            if df is None:
+                ax.axis("off")
+                continue
+            spread = float(np.nanmax(df.to_numpy()) - np.nanmin(df.to_numpy()))
+            sns.heatmap(df, ax=ax, cmap="viridis" if q != "σ" else "magma", annot=df.size <= 120,
+                        fmt=".2f" if spread >= 0.05 else ".4f",  # enough digits to show the spread
+                        annot_kws={"fontsize": 7},
+                        cbar_kws={"label": q, "format": matplotlib.ticker.ScalarFormatter(useOffset=False)},
+                        vmin=0 if q != "σ" else None, vmax=1 if q.startswith("softmax") else None)
+            ax.set_title(f"{t}: {q}" if len(tensors) > 1 else q, fontsize=9)
+            ax.tick_params(axis="x", labelrotation=35, labelsize=7)
+            ax.tick_params(axis="y", labelrotation=0, labelsize=7)
+            for lab in ax.get_xticklabels():
+                lab.set_horizontalalignment("right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    paths = _save(fig, out, name)
+    table = pd.concat({(q, t): df for q, t, df in frames}, names=["quantity", "tensor", "row"])
+    table.to_csv(out / f"{name}.csv")
+    return paths + [out / f"{name}.csv"]
 
 
 def arch_heatmap(history: list[tuple[int, dict]], title: str, out: Path, name: str,
-                 op_names: list[str] | None = None) -> list[Path]:
-    """One run's architecture weights per epoch (rows: edge x op, columns: epochs)."""
-    cols, epochs_, labels, kind = [], [], None, None
+                 axes: dict | None = None) -> list[Path]:
+    """One run's architecture per epoch: rows = (edge, op) labelled by the space
+    ('1<-0 nor_conv_3x3'), columns = epochs; one panel per architecture tensor, quantities
+    side by side (BaLeNAS: softmax(mu) | sigma)."""
+    series: dict[tuple[str, str], list[np.ndarray]] = {}
+    labels: dict[tuple[str, str], list[str]] = {}
+    epochs_: list[int] = []
     for epoch, arch in history:
-        m = arch_matrix(arch)
-        if m is None:
+        frames = arch_frames(arch, axes)
+        if not frames:
             continue
-        vec, lab = m
-        if labels is None:
-            kind, labels = lab[0], lab[1:]
-        if len(vec) == len(labels):
-            cols.append(vec)
-            epochs_.append(epoch)
-    if not cols:
+        epochs_.append(int(epoch))
+        for q, t, df in frames:
+            series.setdefault((q, t), []).append(df.to_numpy().reshape(-1))
+            labels[(q, t)] = [f"{r}{c}" if str(r).endswith("<-") else f"{r} {c}"  # '2<-0', '1<-0 none'
+                              for r in df.index for c in df.columns]
+    if not epochs_:
         return []
-    if op_names:
-        labels = [l.rsplit(" op", 1)[0] + " " + op_names[int(l.rsplit("op", 1)[1])]
-                  if int(l.rsplit("op", 1)[1]) < len(op_names) else l for l in labels]
-    mat = np.stack(cols, axis=1)
-    fig, ax = plt.subplots(figsize=(min(2 + 0.35 * len(epochs_), 16), 1.5 + 0.22 * len(labels)))
-    sns.heatmap(mat, ax=ax, cmap="viridis", xticklabels=epochs_, yticklabels=labels,
-                cbar_kws={"label": "softmax(α)" if kind == "weights" else kind})
-    ax.set(xlabel="search epoch", title=title)
-    ax.tick_params(axis="y", labelsize=7)
+    keys = [k for k, v in series.items() if len(v) == len(epochs_)]
+    quantities = list(dict.fromkeys(q for q, _ in keys))
+    tensors = list(dict.fromkeys(t for _, t in keys))
+    nrows = [max(len(labels[(q, t)]) for q in quantities if (q, t) in labels) for t in tensors]
+    step = max(1, len(epochs_) // 12)
+    fig, axs = plt.subplots(len(tensors), len(quantities), squeeze=False,
+                            figsize=(min(3 + 0.3 * len(epochs_), 9) * len(quantities),
+                                     sum(0.17 * r + 0.9 for r in nrows)),
+                            gridspec_kw={"height_ratios": [r + 4 for r in nrows]})
+    for i, t in enumerate(tensors):
+        for j, q in enumerate(quantities):
+            ax = axs[i][j]
+            if (q, t) not in series or len(series[(q, t)]) != len(epochs_):
+                ax.axis("off")
+                continue
+            mat = pd.DataFrame(np.stack(series[(q, t)], axis=1), index=labels[(q, t)], columns=epochs_)
+            sns.heatmap(mat, ax=ax, cmap="viridis" if q != "σ" else "magma", xticklabels=step,
+                        yticklabels=True,
+                        cbar_kws={"label": q, "format": matplotlib.ticker.ScalarFormatter(useOffset=False)})
+            ax.set(xlabel="search epoch", ylabel="")
+            ax.set_title(f"{t}: {q}" if len(tensors) > 1 else q, fontsize=9)
+            ax.tick_params(axis="y", labelsize=6 if len(mat) > 40 else 7, labelrotation=0)
+    fig.suptitle(title)
+    fig.tight_layout()
     return _save(fig, out, name)

@@ -3,12 +3,20 @@
   python analysis/report.py --results results/ --out results/report/
 
 Reads only run records (results/<space>/<method>/seed-<k>/). Every method and space found
-there is reported; none is named in this code. Exit codes: 0 written, 2 bad input.
+there is reported; none is named in this code. A run whose files are damaged (an unreadable
+record, a missing epoch, an unreadable config.json or done.json) is listed with what is wrong
+and left out of every table and figure, unless --include-damaged. The report is written into
+a temporary folder beside --out and swapped in whole: a killed report leaves the old one.
+Exit codes: 0 written; 1 written, but damaged runs were left out (named on stderr and in the
+report); 2 bad input or the report folder cannot be written (nothing changed).
 """
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 if not __package__:  # run as a script: make the repo importable
@@ -17,7 +25,7 @@ if not __package__:  # run as a script: make the repo importable
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis import collect as C, darts_space as D, plots as P, stats as S, tables as T  # noqa: E402
+from analysis import cells as CD, collect as C, darts_space as D, html_page as H, plots as P, stats as S, tables as T  # noqa: E402
 
 # md5 (benchmark/harness/data.py: of the decoded x_train/y_train arrays) of CIFAR-10 copies known to
 # equal the official archive's pixels. None is documented yet: the official archive's md5 under
@@ -42,12 +50,46 @@ def _rel(p: Path, root: Path) -> str:
     return p.relative_to(root).as_posix()
 
 
-def build(results: Path, out: Path, heatmap_runs: int = 1) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
+def build(results: Path, out: Path, heatmap_runs: int = 1, include_damaged: bool = False,
+          seen: list | None = None) -> Path:
+    """Write the report into a fresh temporary folder beside `out`, then swap it in; returns
+    out/report.md (and appends the runs table to `seen`). Leftovers of a killed earlier report
+    (.<name>.tmp-*, .<name>.old-*) are removed first."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in list(out.parent.glob(f".{out.name}.tmp-*")) + list(out.parent.glob(f".{out.name}.old-*")):
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    os.chmod(tmp, 0o777 & ~_umask())
+    try:
+        runs = _build(results, tmp, heatmap_runs, include_damaged)
+        if seen is not None:
+            seen.append(runs)
+        old = None
+        if out.exists():
+            old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
+            os.replace(out, old)  # onto the empty placeholder: one rename within one folder
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return out / "report.md"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _build(results: Path, out: Path, heatmap_runs: int, include_damaged: bool) -> pd.DataFrame:
     tab_dir, fig_dir = out / "tables", out / "figures"
-    epochs, runs = C.collect(results)
+    all_epochs, runs = C.collect(results)
+    epochs = C.usable(all_epochs, runs, include_damaged)
     C.save(epochs, runs, out / "data")
-    final = C.final_epochs(epochs, runs)
+    final = C.final_epochs(epochs, runs, include_damaged)
     published = T.load_published()
     official, prov = data_provenance(runs)
     title = "# NAS reproducibility report" + ("" if official else
@@ -57,11 +99,23 @@ def build(results: Path, out: Path, heatmap_runs: int = 1) -> Path:
 
     md += ["## Runs", "", T.to_markdown(runs.groupby(["space", "method", "status"]).size()
                                         .rename("runs").reset_index())]
-    bad = runs[runs.status != "done"]
+    hurt = runs[C.damaged(runs)]
+    if len(hurt):
+        md += [("Damaged runs, INCLUDED at your request (`--include-damaged`): a damaged finished "
+                "run counts with its last readable epoch, which may not be its final one:")
+               if include_damaged else
+               "Damaged runs: their files are incomplete or unreadable, so they are left out of "
+               "every table, statistic and figure below (`--include-damaged` counts them anyway):",
+               "", T.to_markdown(hurt[["space", "method", "seed", "status", "damage", "path"]].fillna("")),
+               "Repair: `python benchmark/run.py` with the same options and `--retry-failed` "
+               "recomputes each of them (from its checkpoint only where that matches the intact "
+               "records, else from the start); or delete the run folder.", ""]
+    bad = runs[(runs.status != "done") & ~(C.damaged(runs) & (runs.status == "damaged"))]
     if len(bad):
+        bad = bad[["space", "method", "seed", "status", "epochs_recorded", "epochs_planned", "reason"]]
         md += ["Unfinished or failed runs (left out of the final tables):", "",
-               T.to_markdown(bad[["space", "method", "seed", "status", "epochs_recorded",
-                                  "epochs_planned", "reason"]].fillna(""))]
+               T.to_markdown(bad.assign(**{c: bad[c].map(_count) for c in ("epochs_recorded", "epochs_planned")},
+                                        reason=bad.reason.map(lambda v: "" if v is None or v != v else v)))]
 
     md += ["## Final derived cell", ""]
     regret_spaces, darts_spaces = [], []
@@ -69,6 +123,7 @@ def build(results: Path, out: Path, heatmap_runs: int = 1) -> Path:
         if D.is_darts_space(space, final):   # scored by retraining, not by a table
             darts_spaces.append(space)
             md += _darts_section(results, space, runs, published, tab_dir)
+            md += _cells_section(final, runs, space, "retrained", fig_dir, out)
             continue
         kind = T.space_kind(final, space)
         if kind == "accuracy":
@@ -79,14 +134,17 @@ def build(results: Path, out: Path, heatmap_runs: int = 1) -> Path:
             num, disp = T.regret_tables(final, published, space)
             cap = f"{space}: final test regret and error (NB101, mean of 3 repeats), mean ± std over seeds"
         else:
-            md += [f"**{space}**: no benchmark figures in the records; score them with "
+            md += [f"### {space}", "", f"No benchmark figures in the records; score them with "
                    f"`python -m benchmark.score --results {results}`.", ""]
+            md += _cells_section(final, runs, space, kind, fig_dir, out)
             continue
         md += [f"### {space}", "", cap + ".", "", T.write_table(num, disp, tab_dir, f"{space}_final", cap),
                f"Also as [LaTeX](tables/{space}_final.tex) and [CSV](tables/{space}_final.csv).", ""]
+        md += _cells_section(final, runs, space, kind, fig_dir, out)
         md += _stats_section(final, space, kind, tab_dir)
 
-    num, disp = T.cost_tables(epochs, runs)
+    counted = runs.assign(status=runs.status.replace({"damaged": "done"})) if include_damaged else runs
+    num, disp = T.cost_tables(epochs, counted)
     md += ["## Search cost", "", T.write_table(num, disp, tab_dir, "search_cost",
                                                "Search cost: wall seconds per finished run and per epoch"), ""]
 
@@ -94,7 +152,9 @@ def build(results: Path, out: Path, heatmap_runs: int = 1) -> Path:
     figs: list[tuple[str, list[Path]]] = []
     for space in sorted(epochs.space.unique()) if len(epochs) else []:
         figs.append((f"{space}: derived-cell test accuracy vs epoch",  # [] unless NB201-scored
-                     P.nb201_trajectory(epochs, published, space, fig_dir)))
+                     P.nb201_trajectory(epochs, published, space, fig_dir,
+                                        protocol=paper_epochs(space, sorted(epochs[epochs.space == space].method.unique())),
+                                        profile_note=profile_note(runs[runs.space == space]))))
     figs.append(("NAS-Bench-1Shot1 test regret vs epoch",
                  P.regret_trajectory(epochs, sorted(set(regret_spaces)), fig_dir) if regret_spaces else []))
     figs.append(("Collapse diagnostic", P.collapse(epochs, fig_dir)))
@@ -102,19 +162,164 @@ def build(results: Path, out: Path, heatmap_runs: int = 1) -> Path:
         figs.append((f"{space}: skip connections and parameter-free ops in the derived normal cell",
                      D.collapse_figure(epochs, fig_dir, space)))
     figs.append(("Dominant Hessian eigenvalue (runs with hessian_every > 0)", P.hessian(epochs, fig_dir)))
-    done = runs[runs.status.isin(["done", "partial"])].sort_values(["space", "method", "seed"])
+    shown = runs if include_damaged else runs[~C.damaged(runs)]
+    done = shown[shown.status.isin(["done", "partial", "damaged"])].sort_values(["space", "method", "seed"])
     for (space, method), grp in done.groupby(["space", "method"]):
+        axes = _arch_axes(space)
         for _, r in grp.head(heatmap_runs).iterrows():
             figs.append((f"Architecture weights per epoch: {space}/{method}/seed-{r.seed}",
-                         P.arch_heatmap(C.arch_history(r.path), f"{space} / {method} / seed {r.seed}",
-                                        fig_dir, f"arch_{space}_{method}_seed{r.seed}")))
+                         P.arch_heatmap(C.arch_history(r.path), f"{space} / {method} / seed {r.seed}: "
+                                        "architecture weights per search epoch",
+                                        fig_dir, f"arch_{space}_{method}_seed{r.seed}", axes)))
     for caption, paths in figs:
         if paths:
             md += [f"### {caption}", "", f"![{caption}]({_rel(paths[0], out)}) "
                    f"([PDF]({_rel(paths[1], out)}))", ""]
     report = out / "report.md"
     report.write_text("\n".join(md) + "\n")
-    return report
+    H.write_html(report, out / "report.html", title=title.lstrip("# "))
+    return runs
+
+
+def _count(v) -> str:
+    """An epoch count as an integer ('' when unknown): pandas holds them as floats beside NaN."""
+    return "" if v is None or v != v else str(int(v))
+
+
+def _space(name: str):
+    """The space object of a recorded space name, or None (a space this code does not know)."""
+    from spaces import get_space
+    try:
+        return get_space(name)
+    except (KeyError, ImportError):
+        return None
+
+
+def _arch_axes(space_name: str) -> dict | None:
+    from spaces.base import arch_axes
+    space = _space(space_name)
+    try:
+        return arch_axes(space) if space is not None else None
+    except AttributeError:  # a space without labels: generic ones
+        return None
+
+
+def paper_epochs(space: str, methods: list[str]) -> dict[str, int]:
+    """Search epochs of each method's paper protocol on `space` (the space's `paper` profile
+    with the method's source overrides): the protocol a published number was obtained under."""
+    from benchmark.harness.config import resolve_config
+    out = {}
+    for m in methods:
+        try:
+            out[m] = int(resolve_config(space, m, 0, "paper").epochs)
+        except (KeyError, ValueError, TypeError, ImportError):
+            continue
+    return out
+
+
+def profile_note(runs: pd.DataFrame) -> str | None:
+    """A title line when the runs did not follow the paper protocol (e.g. smoke)."""
+    profiles = sorted({p for p in runs.profile.dropna()} - {"paper"})
+    if not profiles:
+        return None
+    epochs = sorted({int(e) for e in runs.epochs_planned.dropna()})
+    ep = ", ".join(map(str, epochs)) + (" epoch" if epochs == [1] else " epochs")
+    return (f"runs: {', '.join(profiles)} profile ({ep}), NOT the paper protocol; "
+            "published lines: final values under the paper protocol")
+
+
+def _best_worst(sub: pd.DataFrame, kind: str) -> list[tuple[str, pd.Series]]:
+    """(caption, final row) of the best and the worst seed by the space's headline figure;
+    the lowest seed alone when unscored or when there is one seed."""
+    metric, higher = (("bench.cifar10_test", True) if kind == "accuracy" else
+                      ("bench.test_regret", False) if kind == "regret" else (None, True))
+    sub = sub.sort_values("seed")
+    if metric is None or metric not in sub or sub[metric].isna().all() or len(sub) == 1:
+        r = sub.iloc[0]
+        return [(f"seed {r.seed}" + _fig(r, metric), r)]
+    s = sub[sub[metric].notna()].sort_values([metric, "seed"], ascending=[not higher, True])
+    best, worst = s.iloc[0], s.iloc[-1]
+    return [(f"best seed {best.seed}" + _fig(best, metric), best),
+            (f"worst seed {worst.seed}" + _fig(worst, metric), worst)]
+
+
+def _fig(row: pd.Series, metric: str | None) -> str:
+    if metric is None or metric not in row or row[metric] != row[metric]:
+        return ""
+    v = float(row[metric])
+    return f" ({v:.2f}% CIFAR-10 test)" if metric == "bench.cifar10_test" else f" (test regret {v:.4f})"
+
+
+def _answer(row: pd.Series, runs: pd.DataFrame) -> str | None:
+    """The run's final answer: done.json's genotype, else the record's pick or derived cell."""
+    r = runs[(runs.space == row.space) & (runs.method == row.method) & (runs.seed == row.seed)]
+    g = r.final_genotype.iloc[0] if len(r) else None
+    if not isinstance(g, str):
+        g = row.get("selected_genotype") if isinstance(row.get("selected_genotype"), str) else row.get("genotype")
+    return g if isinstance(g, str) else None
+
+
+def _cells_section(final: pd.DataFrame, runs: pd.DataFrame, space_name: str, kind: str,
+                   fig_dir: Path, out: Path) -> list[str]:
+    """Cell diagrams of every finished run's answer (figures/cells/) and final architecture
+    weights (figures/arch/); the report shows each method's best and worst seed."""
+    space = _space(space_name)
+    if space is None or not hasattr(space, "cell_graph"):
+        return [f"(no cell diagrams: space {space_name} has no `cell_graph`)", ""]
+    axes = _arch_axes(space_name)
+    sub = final[final.space == space_name]
+    lines = [f"#### {space_name}: the cells found", "",
+             "Each method's final answer (its own pick where it makes one, else the derived "
+             "cell), best and worst seed; every run's diagram and final architecture weights "
+             "are under `figures/cells/` and `figures/arch/`.", ""]
+    rows, figures = [], []
+    for method, grp in sub.groupby("method"):
+        graphs = {}
+        for _, r in grp.iterrows():
+            g = _answer(r, runs)
+            try:
+                graphs[r.seed] = space.cell_graph(g) if g else None
+            except (ValueError, KeyError, TypeError):
+                graphs[r.seed] = None
+            if graphs[r.seed]:
+                CD.draw_cells([(f"seed {r.seed}" + _fig(r, "bench.cifar10_test" if kind == "accuracy" else
+                                                        "bench.test_regret" if kind == "regret" else None),
+                                graphs[r.seed])], space.ops(), f"{space_name} / {method}: final answer",
+                              fig_dir / "cells", f"cell_{space_name}_{method}_seed{r.seed}")
+            arch = _final_arch(runs, r)
+            if arch:
+                P.arch_final_heatmap(arch, axes, f"{space_name} / {method} / seed {r.seed}: "
+                                     "final architecture weights", fig_dir / "arch",
+                                     f"archfinal_{space_name}_{method}_seed{r.seed}")
+        picks = _best_worst(grp, kind)
+        panels = [(cap, graphs[r.seed]) for cap, r in picks if graphs.get(r.seed)]
+        for cap, r in picks:
+            rows.append({"method": method, "seed": cap.split(" (")[0],
+                         "figure": cap.split(" (", 1)[1].rstrip(")") if " (" in cap else "n/a",
+                         "answer": f"`{_answer(r, runs)}`"})
+        paths = CD.draw_cells(panels, space.ops(), f"{space_name} / {method}: final answer",
+                              fig_dir, f"cells_{space_name}_{method}")
+        best = picks[0][1]
+        heat = fig_dir / "arch" / f"archfinal_{space_name}_{method}_seed{best.seed}.png"
+        if paths or heat.exists():
+            figures += [f"**{method}**", ""]
+        if paths:
+            figures += [f"![{space_name} / {method}: cells]({_rel(paths[0], out)}) ([PDF]({_rel(paths[1], out)}))", ""]
+        if heat.exists():
+            figures += [f"![{space_name} / {method} / seed {best.seed}: final architecture weights]"
+                        f"({_rel(heat, out)}) ([PDF]({_rel(heat.with_suffix('.pdf'), out)}), "
+                        f"[CSV]({_rel(heat.with_suffix('.csv'), out)}))", ""]
+    if rows:
+        lines += [T.to_markdown(pd.DataFrame(rows)), ""]
+    return lines + figures
+
+
+def _final_arch(runs: pd.DataFrame, row: pd.Series) -> dict | None:
+    r = runs[(runs.space == row.space) & (runs.method == row.method) & (runs.seed == row.seed)]
+    if not len(r):
+        return None
+    hist = C.arch_history(r.path.iloc[0])
+    return hist[-1][1] if hist else None
 
 
 def _darts_section(results: Path, space: str, runs: pd.DataFrame, published: pd.DataFrame,
@@ -172,6 +377,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="report folder (default <results>/report/)")
     p.add_argument("--heatmap-runs", type=int, default=1,
                    help="architecture heatmaps per (space, method): the lowest seeds (default 1)")
+    p.add_argument("--include-damaged", action="store_true",
+                   help="count finished runs whose records are damaged (with their last readable "
+                        "epoch) instead of leaving them out; the report still lists them")
     a = p.parse_args(argv)
     results = Path(a.results)
     if not results.is_dir():
@@ -181,9 +389,41 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no run folders (<space>/<method>/seed-<k>/) under {results}; run "
               "benchmark/run.py first", file=sys.stderr)
         return 2
-    report = build(results, Path(a.out) if a.out else results / "report", a.heatmap_runs)
+    out = Path(a.out) if a.out else results / "report"
+    problem = _unwritable(out)
+    if problem:
+        print(f"error: --out {out}: {problem}; nothing was written", file=sys.stderr)
+        return 2
+    seen: list = []
+    try:
+        report = build(results, out, a.heatmap_runs, a.include_damaged, seen)
+    except OSError as e:
+        print(f"error: could not write the report to {out}: {e.strerror or e} "
+              f"({e.filename or out}); the previous report, if any, is unchanged", file=sys.stderr)
+        return 2
+    runs = seen[0]
+    hurt = runs[C.damaged(runs)]
+    for r in hurt.itertuples():
+        verb = "included" if a.include_damaged else "left out"
+        print(f"{verb} damaged run {r.path}: {r.damage}", file=sys.stderr)
     print(f"wrote {report}")
-    return 0
+    return 1 if len(hurt) and not a.include_damaged else 0
+
+
+def _unwritable(out: Path) -> str:
+    """Why the report cannot be written at `out` ('' if it can, as far as can be told)."""
+    if out.exists() and not out.is_dir():
+        return "is a file, not a folder; give a folder"
+    parent = out.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is a file, so no folder can be made below it; choose another folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"{parent} is not writable; choose another folder"
+    if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):
+        return "the folder is read-only; make it writable (chmod u+w) or choose another folder"
+    return ""
 
 
 if __name__ == "__main__":

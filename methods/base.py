@@ -151,4 +151,6 @@ class SearchMethod:
                 self.alphas[k].copy_(v)
         self.arch_optimizer.load_state_dict(state["arch_optimizer"])
         for k, g in self.__dict__.get("_generators", {}).items():
-            g.set_state(state["generators"][k])
+            # .cpu(): a checkpoint loaded with map_location=<cuda device> brings these byte
+            # tensors to the GPU, but a CPU generator's set_state takes a CPU ByteTensor.
+            g.set_state(state["generators"][k].cpu())

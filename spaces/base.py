@@ -39,6 +39,19 @@ class SearchSpace(Protocol):
     def network(self, genotype: str, num_classes: int = 10) -> nn.Module:
         """The standalone network of a genotype, as its benchmark trained it."""
 
+    # For figures (analysis/cells.py, analysis/plots.py): the space's own names, so that the
+    # report never hard-codes a space.
+    def ops(self) -> list[str]:
+        """Op names of the space, in column order of its op-choice tensors."""
+
+    def arch_labels(self) -> dict[str, list[str]]:
+        """Row labels of every architecture tensor, e.g. NB201 edges '1<-0' (node <- input)."""
+
+    def cell_graph(self, genotype: str) -> list[dict]:
+        """The genotype's cell(s) as graphs to draw, one dict per cell type:
+        {"name": str, "nodes": [node names], "edges": [(src, dst, op_label), ...]} and, where
+        ops sit on nodes (NB101), "node_labels": {node: op}."""
+
     def sample_weights(self, generator: torch.Generator) -> Weights:
         """One-hot weights of a uniformly sampled architecture (random search)."""
 
@@ -58,3 +71,25 @@ def one_hot_rows(shapes: dict[str, tuple[int, ...]], generator: torch.Generator)
         idx = torch.randint(shape[-1], (rows,), generator=generator)
         out[name] = torch.nn.functional.one_hot(idx, shape[-1]).float().reshape(shape)
     return out
+
+
+def uncompiled():
+    """A context in which torch.compile'd code runs eagerly (`torch.compiler.set_stance`).
+
+    A supernet built with `compile=True` (CUDA) runs compiled graphs, and those support only
+    first-order reverse mode: a double backward through them (the Hessian diagnostic's
+    Hessian-vector products) fails. Code that differentiates twice runs inside this context.
+    On a torch without `set_stance` (before 2.6) it does nothing.
+    """
+    import contextlib
+    stance = getattr(getattr(torch, "compiler", None), "set_stance", None)
+    return stance("force_eager") if stance is not None else contextlib.nullcontext()
+
+
+def arch_axes(space) -> dict[str, tuple[list[str], list[str]]]:
+    """{tensor: (row labels, column labels)} of a space's architecture tensors. Columns come
+    from the space's `arch_columns()` where its tensors differ (1Shot1: ops vs parent nodes),
+    else every tensor's columns are `ops()`."""
+    rows = space.arch_labels()
+    cols = space.arch_columns() if hasattr(space, "arch_columns") else {k: list(space.ops()) for k in rows}
+    return {k: (list(rows[k]), list(cols[k])) for k in rows}

@@ -168,6 +168,39 @@ class OneShot1Space:
         """maxpool3x3 ops in the derived cell after pruning (loose ends do not count)."""
         return self.genotype_info(genotype)['param_free_ops']
 
+    # ------------------------------------------------------------ for figures
+    def ops(self) -> list[str]:
+        return list(PRIMITIVES)
+
+    def arch_labels(self) -> dict[str, list[str]]:
+        """'ops': one row per choice block ('node i'); 'output' / 'input<i>': one row, the
+        node whose parents are chosen ('output<-', 'i<-')."""
+        labels = {'ops': [f'node {i}' for i in range(1, self.steps + 1)], 'output': ['output<-']}
+        labels.update({f'input{i}': [f'{i}<-'] for i in self.input_nodes})
+        return labels
+
+    def arch_columns(self) -> dict[str, list[str]]:
+        """'ops': the op names; parent tensors: the candidate parent nodes (0 = cell input)."""
+        cols = {'ops': self.ops(), 'output': [str(p) for p in range(self.steps + 1)]}
+        cols.update({f'input{i}': [str(p) for p in range(i)] for i in self.input_nodes})
+        return cols
+
+    def cell_graph(self, genotype: str) -> list[dict]:
+        """The NB101 cell after pruning, as NB101's figures draw it: ops on the nodes, plain
+        edges. Node names are the block ids of the genotype ('0' = input, 'output')."""
+        ops, parents = self.parse(genotype)
+        reach = self.reaches_output(parents)
+        # A block feeds the output only through a path: loose ends are pruned, as NB101 does.
+        name = lambda n: 'output' if n == self.steps + 1 else str(n)  # noqa: E731
+        kept = [n for n in range(self.steps + 2) if reach[n]]
+        alive = set(kept)
+        labels = {name(n): ('input' if n == 0 else 'output' if n == self.steps + 1 else ops[n - 1])
+                  for n in kept}
+        edges = [(name(p), name(n), '') for n, ps in enumerate(parents, 1) if n in alive
+                 for p in ps if p in alive]
+        return [{'name': 'cell', 'nodes': [name(n) for n in kept], 'edges': edges,
+                 'node_labels': labels}]
+
     # ------------------------------------------------------------ enumeration
     def iter_parents(self) -> Iterator[Parents]:
         choices = [itertools.combinations(range(node), k)
@@ -185,8 +218,55 @@ class OneShot1Space:
         return reach
 
 
+Edges = frozenset[tuple[int, int]]   # (parent, child) pairs of a wiring
+
+
+def _reference_valid(space: OneShot1Space, edges: Edges) -> bool:
+    """The acceptance test of the reference enumeration (automl/nasbench-1shot1,
+    nasbench_analysis/search_spaces/search_space.py, `_check_validity_of_adjacency_matrix`),
+    restated: some block has an outgoing edge; every node with an incoming edge has all k_i of
+    its parents; as many nodes have incoming edges as have outgoing ones; the input has an
+    outgoing edge; at most 9 edges."""
+    indeg: dict[int, int] = {}
+    for _, child in edges:
+        indeg[child] = indeg.get(child, 0) + 1
+    senders = {p for p, _ in edges}
+    return (any(1 <= p <= space.steps for p in senders)
+            and all(n == space.num_parents[child - 1] for child, n in indeg.items())
+            and len(indeg) == len(senders) and 0 in senders and len(edges) <= 9)
+
+
+def reference_wirings(space: OneShot1Space) -> Iterator[Edges]:
+    """The wirings the reference code enumerates to find the space's optimum.
+
+    A re-statement (our code) of `generate_search_space_without_loose_ends` /
+    `_generate_adjacency_matrix` in automl/nasbench-1shot1 (search_space.py): start from the
+    empty graph at the output; at a node, if the graph passes `_reference_valid`, emit it and
+    stop; otherwise choose the node's missing parents among the lower nodes that are not yet
+    its parents, and add them one at a time, descending into each parent
+    just added with the edges added so far. Blocks may stay absent. Because the descent into an
+    earlier parent is dropped when the next parent is added, the procedure reaches only part of
+    the pruned wirings a configuration can have (49 of 66, 65 of 190, 234 of 876 for spaces
+    1-3): the benchmark's `test_min_error` is a minimum over this subset.
+    """
+    def expand(edges: Edges, node: int) -> Iterator[Edges]:
+        if _reference_valid(space, edges):
+            yield edges
+            return
+        have = {p for p, c in edges if c == node}
+        k = space.num_parents[node - 1] if node > 0 else 0
+        free = [p for p in range(node) if p not in have]
+        for chosen in itertools.combinations(free, k - len(have)):
+            cur = edges
+            for p in chosen:
+                cur = cur | {(p, node)}
+                yield from expand(cur, p)
+
+    yield from expand(frozenset(), space.steps + 1)
+
+
 def count_architectures(space: OneShot1Space, hashes: bool = True) -> dict:
-    """Sizes of a space under the three definitions of NB1SHOT1.md."""
+    """Sizes of a space under the definitions of NB1SHOT1.md."""
     n_ops = len(PRIMITIVES)
     graphs = loose_free = 0
     structures: set[tuple] = set()   # pruned wiring (edges among kept vertices, kept blocks)
@@ -195,15 +275,20 @@ def count_architectures(space: OneShot1Space, hashes: bool = True) -> dict:
         reach = space.reaches_output(parents)
         if all(reach):
             loose_free += 1
-        if hashes:
-            kept = tuple(b for b in range(1, space.steps + 1) if reach[b])
-            edges = tuple((p, node) for node, ps in enumerate(parents, 1) if reach[node]
-                          for p in ps)
-            structures.add((kept, edges))
+        kept = tuple(b for b in range(1, space.steps + 1) if reach[b])
+        edges = tuple((p, node) for node, ps in enumerate(parents, 1) if reach[node]
+                      for p in ps)
+        structures.add((kept, edges))
+    ref = list(reference_wirings(space))
     res = {'space': space.name, 'graphs': graphs,
            'configurations': graphs * n_ops ** space.steps,
            'graphs_no_loose_ends': loose_free,
-           'architectures_no_loose_ends': loose_free * n_ops ** space.steps}
+           'architectures_no_loose_ends': loose_free * n_ops ** space.steps,
+           'pruned_wirings': len(structures),
+           'pruned_architectures': sum(n_ops ** len(kept) for kept, _ in structures),
+           'reference_wirings': len(ref),
+           'reference_architectures': sum(
+               n_ops ** len({p for p, _ in w if p >= 1}) for w in ref)}
     if hashes:
         # Ops of pruned blocks cannot change the hash: hash each kept-op assignment once.
         seen = set()
@@ -232,7 +317,9 @@ def _main(argv: list[str] | None = None) -> int:
     if not args.count:
         ap.print_help()
         return 0
-    cols = ['configurations', 'graphs', 'graphs_no_loose_ends', 'architectures_no_loose_ends']
+    cols = ['configurations', 'graphs', 'graphs_no_loose_ends', 'architectures_no_loose_ends',
+            'pruned_wirings', 'pruned_architectures', 'reference_wirings',
+            'reference_architectures']
     cols += [] if args.no_hashes else ['distinct_hashes']
     print('| space | ' + ' | '.join(cols) + ' | seconds |')
     print('|---' * (len(cols) + 2) + '|')

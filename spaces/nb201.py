@@ -38,7 +38,9 @@ class NB201Space:
         return softmax_last(alphas)
 
     def supernet(self, **kwargs) -> nn.Module:
-        """kwargs: C, N, num_classes, affine, track_running_stats, impl ('reference'|'fast');
+        """kwargs: C, N, num_classes, affine, track_running_stats, conv_bias (default False:
+        no conv bias in the search cells, as the NB201 paper's code; see SearchCell), impl
+        ('reference'|'fast');
         impl='fast' also takes channels_last, bf16, compile (see spaces/nb201_fast.py)."""
         impl = kwargs.pop("impl", "reference")
         if impl == "fast":  # same math, batched; extra kwargs: channels_last, bf16, compile
@@ -63,3 +65,19 @@ class NB201Space:
 
     def param_free_ops(self, genotype: str) -> int:
         return sum(op in PARAM_FREE_OPS for op in parse_arch(genotype))
+
+    def ops(self) -> list[str]:
+        return list(OPS)
+
+    def arch_labels(self) -> dict[str, list[str]]:
+        """Rows of `alpha`: the edges 'j<-i' in arch-string order."""
+        return {"alpha": [f"{j}<-{i}" for j, i in EDGES]}
+
+    def cell_graph(self, genotype: str) -> list[dict]:
+        """The cell as NB201's figures draw it: nodes 0..3 (0 = cell input, 3 = output), one
+        edge i->j per op; `none` edges (zero) are left out, as a drawn cell has no such edge;
+        the nodes keep their order left to right ("layers")."""
+        ops = parse_arch(genotype)
+        edges = [(str(i), str(j), op) for (j, i), op in zip(EDGES, ops) if op != "none"]
+        nodes = [str(n) for n in range(NUM_NODES)]
+        return [{"name": "cell", "nodes": nodes, "edges": edges, "layers": [[n] for n in nodes]}]

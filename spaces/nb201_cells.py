@@ -70,12 +70,24 @@ def arch_index_order(arch: str) -> int:
 
 
 class SearchCell(nn.Module):
-    """Reference mixed cell: one module per op per edge, as the NB201 authors' code does."""
+    """Reference mixed cell: one module per op per edge, as the NB201 authors' code does.
 
-    def __init__(self, C: int, affine: bool = False, track: bool = False):
+    conv_bias (default False): a bias on each conv of the cell. The code behind the NB201
+    paper's search results (D-X-Y/AutoDL-Projects, lib/models/cell_operations.py, Jan-Apr
+    2020) had none; from commit b9a5d28 (2020-07-19, "Prototype generic nas model", no reason
+    given) and in the `xautodl` package, a conv has a bias exactly when its BN is not affine
+    (`bias=not affine`), i.e. in every search cell. With batch statistics the bias cancels in
+    the BN (same function, different parameter count and initial RNG draws); with running
+    statistics in eval mode (`track_running_stats=True`) it changes the output. The suite
+    follows the paper-era code; `conv_bias=True` reproduces xautodl's search cells (its
+    differential test, tests/test_xautodl_reference.py, uses it).
+    """
+
+    def __init__(self, C: int, affine: bool = False, track: bool = False,
+                 conv_bias: bool = False):
         super().__init__()
         self.edges = nn.ModuleList(
-            nn.ModuleList(make_op(op, C, affine, track) for op in OPS) for _ in EDGES)
+            nn.ModuleList(make_op(op, C, affine, track, conv_bias) for op in OPS) for _ in EDGES)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         nodes = [x]
@@ -94,9 +106,12 @@ class Supernet(nn.Module):
     """The search model: every cell mixes all ops with the given weights['alpha'] (6x5)."""
 
     def __init__(self, C: int = 16, N: int = 5, num_classes: int = 10, affine: bool = False,
-                 track_running_stats: bool = False, cell_cls=SearchCell):
+                 track_running_stats: bool = False, conv_bias: bool = False, cell_cls=SearchCell):
         super().__init__()
-        self.net = Macro(C, N, num_classes, lambda c: cell_cls(c, affine, track_running_stats))
+        if not isinstance(conv_bias, bool):
+            raise ValueError(f"supernet.conv_bias must be true or false, got {conv_bias!r}")
+        self.net = Macro(C, N, num_classes,
+                         lambda c: cell_cls(c, affine, track_running_stats, conv_bias))
 
     def forward(self, x: torch.Tensor, weights: Weights) -> torch.Tensor:
         return self.net(x, weights["alpha"])

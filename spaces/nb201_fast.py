@@ -31,18 +31,24 @@ OUT_EDGES: tuple[tuple[int, ...], ...] = tuple(
 class FastSearchCell(nn.Module):
     """Mixed NB201 cell; `forward(x, weights)` with weights of shape (6, 5) as the reference."""
 
-    def __init__(self, C: int, affine: bool = False, track: bool = False):
+    def __init__(self, C: int, affine: bool = False, track: bool = False,
+                 conv_bias: bool = False):
         super().__init__()
-        self.C, self.affine, self.track = C, affine, track
+        self.C, self.affine, self.track, self.conv_bias = C, affine, track, conv_bias
         self.eps, self.momentum = 1e-5, 0.1
         self.conv1 = nn.ParameterList()
         self.conv3 = nn.ParameterList()
+        self.conv1_bias = nn.ParameterList() if conv_bias else None
+        self.conv3_bias = nn.ParameterList() if conv_bias else None
         self.bn_weight = nn.ParameterList() if affine else None
         self.bn_bias = nn.ParameterList() if affine else None
         for i, edges in enumerate(OUT_EDGES):
             n = 2 * len(edges) * C  # [1x1 of each edge | 3x3 of each edge]
             self.conv1.append(nn.Parameter(torch.empty(len(edges) * C, C, 1, 1)))
             self.conv3.append(nn.Parameter(torch.empty(len(edges) * C, C, 3, 3)))
+            if conv_bias:
+                self.conv1_bias.append(nn.Parameter(torch.empty(len(edges) * C)))
+                self.conv3_bias.append(nn.Parameter(torch.empty(len(edges) * C)))
             if affine:
                 self.bn_weight.append(nn.Parameter(torch.ones(n)))
                 self.bn_bias.append(nn.Parameter(torch.zeros(n)))
@@ -51,7 +57,7 @@ class FastSearchCell(nn.Module):
                 self.register_buffer(f"running_var{i}", torch.ones(n))
                 self.register_buffer(f"num_batches{i}", torch.zeros((), dtype=torch.long))
         # Same RNG draws, in the same order, as the reference cell's construction.
-        self.copy_from(SearchCell(C, affine, track))
+        self.copy_from(SearchCell(C, affine, track, conv_bias))
 
     # ----- layout mapping -------------------------------------------------------------------
     @torch.no_grad()
@@ -62,6 +68,9 @@ class FastSearchCell(nn.Module):
             c3 = [ref.edges[k][_C3] for k in edges]
             self.conv1[i].copy_(torch.cat([m[1].weight for m in c1]))
             self.conv3[i].copy_(torch.cat([m[1].weight for m in c3]))
+            if self.conv_bias:
+                self.conv1_bias[i].copy_(torch.cat([m[1].bias for m in c1]))
+                self.conv3_bias[i].copy_(torch.cat([m[1].bias for m in c3]))
             bns = [m[2] for m in c1 + c3]
             if self.affine:
                 self.bn_weight[i].copy_(torch.cat([b.weight for b in bns]))
@@ -80,6 +89,9 @@ class FastSearchCell(nn.Module):
             for e, k in enumerate(edges):
                 ref.edges[k][_C1][1].weight.copy_(self.conv1[i][e * C:(e + 1) * C])
                 ref.edges[k][_C3][1].weight.copy_(self.conv3[i][e * C:(e + 1) * C])
+                if self.conv_bias:
+                    ref.edges[k][_C1][1].bias.copy_(self.conv1_bias[i][e * C:(e + 1) * C])
+                    ref.edges[k][_C3][1].bias.copy_(self.conv3_bias[i][e * C:(e + 1) * C])
             for m, b in enumerate(mods):
                 sl = slice(m * C, (m + 1) * C)
                 if self.affine:
@@ -112,7 +124,9 @@ class FastSearchCell(nn.Module):
         if self.track and self.training:
             getattr(self, f"num_batches{i}").add_(1)
         outs = []
-        for m, y in enumerate((F.conv2d(r, self.conv1[i]), F.conv2d(r, self.conv3[i], padding=1))):
+        b1, b3 = (self.conv1_bias[i], self.conv3_bias[i]) if self.conv_bias else (None, None)
+        for m, y in enumerate((F.conv2d(r, self.conv1[i], b1),
+                               F.conv2d(r, self.conv3[i], b3, padding=1))):
             sl = slice(m * E * C, (m + 1) * E * C)
             rm = getattr(self, f"running_mean{i}")[sl] if self.track else None
             rv = getattr(self, f"running_var{i}")[sl] if self.track else None
@@ -144,11 +158,26 @@ class FastSupernet(Supernet):
     """
 
     def __init__(self, C: int = 16, N: int = 5, num_classes: int = 10, affine: bool = False,
-                 track_running_stats: bool = False, channels_last: bool = True,
-                 bf16: bool = False, compile: bool = False):
-        super().__init__(C, N, num_classes, affine, track_running_stats, cell_cls=FastSearchCell)
+                 track_running_stats: bool = False, conv_bias: bool = False,
+                 channels_last: bool = True, bf16: bool = False, compile: bool = False):
+        super().__init__(C, N, num_classes, affine, track_running_stats, conv_bias,
+                         cell_cls=FastSearchCell)
         self.channels_last, self.bf16, self.compile = channels_last, bf16, compile
         self._compiled = False
+
+    @torch.no_grad()
+    def load_reference(self, ref: Supernet) -> None:
+        """Take a reference supernet's tensors: cells packed (`FastSearchCell.copy_from`),
+        everything else (stem, ResNet blocks, last BN, classifier) by name."""
+        ref_sd = ref.state_dict()
+        for name, t in self.state_dict().items():
+            parts = name.split(".")
+            if parts[1] == "cells" and isinstance(self.net.cells[int(parts[2])], FastSearchCell):
+                continue
+            t.copy_(ref_sd[name])
+        for f, r in zip(self.net.cells, ref.net.cells):
+            if isinstance(f, FastSearchCell):
+                f.copy_from(r)
 
     def _maybe_compile(self) -> None:
         if self._compiled:

@@ -17,10 +17,11 @@ def bn(c: int, affine: bool, track: bool) -> nn.BatchNorm2d:
 
 
 class ReLUConvBN(nn.Sequential):
-    def __init__(self, c_in: int, c_out: int, k: int, stride: int, affine: bool, track: bool):
+    def __init__(self, c_in: int, c_out: int, k: int, stride: int, affine: bool, track: bool,
+                 conv_bias: bool = False):
         super().__init__(
             nn.ReLU(inplace=False),
-            nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, bias=False),
+            nn.Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, bias=conv_bias),
             bn(c_out, affine, track),
         )
 
@@ -30,16 +31,18 @@ class Zero(nn.Module):
         return x.mul(0.0)
 
 
-def make_op(name: str, c: int, affine: bool, track: bool) -> nn.Module:
-    """A stride-1, C->C cell operation (reduction happens only in the ResNet blocks)."""
+def make_op(name: str, c: int, affine: bool, track: bool, conv_bias: bool = False) -> nn.Module:
+    """A stride-1, C->C cell operation (reduction happens only in the ResNet blocks).
+
+    conv_bias: give the convolutions a bias (see `spaces.nb201.SearchCell` for when)."""
     if name == "none":
         return Zero()
     if name == "skip_connect":
         return nn.Identity()
     if name == "nor_conv_1x1":
-        return ReLUConvBN(c, c, 1, 1, affine, track)
+        return ReLUConvBN(c, c, 1, 1, affine, track, conv_bias)
     if name == "nor_conv_3x3":
-        return ReLUConvBN(c, c, 3, 1, affine, track)
+        return ReLUConvBN(c, c, 3, 1, affine, track, conv_bias)
     if name == "avg_pool_3x3":
         return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
     raise ValueError(f"unknown NB201 op {name!r}; valid: {', '.join(OPS)}")
@@ -90,5 +93,10 @@ class Macro(nn.Module):
         x = self.stem(x)
         for layer, is_cell in zip(self.cells, self.is_cell):
             x = layer(x, *cell_args) if is_cell else layer(x)
-        x = self.pool(self.lastact(x)).flatten(1)
+        x = self.lastact(x)
+        # The global average. On CUDA as a mean: adaptive_avg_pool2d's CUDA backward has no
+        # deterministic kernel for every memory layout (the fast supernet is channels_last),
+        # so --deterministic would refuse it; the mean's is deterministic. On the CPU the
+        # pooling module as before (the same average; records made with it stay bitwise).
+        x = x.mean((2, 3)) if x.is_cuda else self.pool(x).flatten(1)
         return self.classifier(x)

@@ -43,3 +43,31 @@ def fast_cifar(cifar, tmp_path_factory) -> Path:
     with np.load(cifar) as z:
         np.savez(path, **{k: z[k] for k in z.files})
     return path
+
+
+# ----- devices: tests that take a `device` run on the CPU and, where present, on CUDA -----
+DEVICES = ("cpu", "cuda")  # a device test's cases; 'cuda' skips, with the reason, without CUDA
+
+
+def cuda_skip_reason() -> str | None:
+    import torch
+    if not torch.cuda.is_available():
+        return (f"no CUDA device (torch {torch.__version__}, built for CUDA {torch.version.cuda}): "
+                "run on a GPU machine, e.g. python -m benchmark.measure.gpu_check --part correctness")
+    return None
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "device: runs on each of DEVICES (cpu; cuda, skipped without a CUDA device); "
+        "`pytest -m device` selects the CUDA correctness checks")
+
+
+def pytest_generate_tests(metafunc):
+    """A test with a `device` argument is parametrised over DEVICES and marked `device`;
+    its cuda case skips with the reason where no CUDA device is present."""
+    if "device" in metafunc.fixturenames:
+        reason = cuda_skip_reason()
+        params = [pytest.param(d, id=d, marks=[pytest.mark.device] + (
+            [pytest.mark.skip(reason=reason)] if d == "cuda" and reason else [])) for d in DEVICES]
+        metafunc.parametrize("device", params)

@@ -12,8 +12,9 @@ DATA, BENCH = cifar_path(), benchmarks_path()
 
 
 def run_tiny(method: str, tmp_path: Path, sets: list[str] | None = None, epochs: int = 1,
-             space: str = "nb201") -> list[dict]:
-    """Smoke profile, `epochs` epoch(s), 32 images per half (one step of the smoke batch); returns the epoch records."""
+             device: str = "cpu", log: str = "none", space: str = "nb201") -> list[dict]:
+    """Smoke profile, `epochs` epoch(s), 32 images per half (one step of the smoke batch), on
+    `device` ('cuda' means cuda:0), with live logging `log`, in `space`; returns the epoch records."""
     if not DATA.is_file():
         pytest.skip(f"CIFAR-10 not found at {DATA}; set NAS_DATA")
     from benchmark.harness.config import resolve_config
@@ -29,7 +30,8 @@ def run_tiny(method: str, tmp_path: Path, sets: list[str] | None = None, epochs:
     import dataclasses
     cfg = dataclasses.replace(cfg, data_md5=data.md5, split_source=source)
     job = Job(RunSpec(space, method, 0), cfg, str(tmp_path), str(DATA), str(BENCH),
-              str(split) if split else None, progress=False)
+              str(split) if split else None, device="cuda:0" if device == "cuda" else device,
+              progress=False, log=log)
     outcome = execute(job)
     run = tmp_path / space / method / "seed-0"
     assert outcome.status == "finished", (outcome, (run / "failed.json").read_text()

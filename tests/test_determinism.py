@@ -3,6 +3,7 @@
 The resume contract is checked for every method in the registry and one space of each kind,
 so a new method whose state_dict misses something (an optimiser, a noise generator, a
 temperature) fails here: the run is interrupted after its epoch-1 checkpoint and resumed.
+Tests taking `device` also run on CUDA where present (conftest), there with --deterministic.
 """
 from __future__ import annotations
 
@@ -25,6 +26,21 @@ def _job(tmp_path, name: str, cifar, benchmarks, *args: str):
     return job
 
 
+@pytest.fixture
+def restore_determinism():
+    """--deterministic switches process-wide torch flags (make_deterministic): undo them."""
+    old = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+           torch.backends.cudnn.benchmark)
+    yield
+    torch.use_deterministic_algorithms(old[0])
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = old[1], old[2]
+
+
+def _on(device: str) -> tuple[str, ...]:
+    """run.py options for a device test: CUDA runs are compared with --deterministic."""
+    return ("--devices", "cuda:0", "--deterministic") if device == "cuda" else ("--devices", "cpu")
+
+
 def _run_dir(job):
     return f"{job.out}/{job.spec.space}/{job.spec.method}/seed-{job.spec.seed}"
 
@@ -38,11 +54,12 @@ def _same_state(a: str, b: str) -> None:
         assert all(torch.equal(x, y) if isinstance(x, torch.Tensor) else x == y for x, y in zip(ta, tb)), part
 
 
-def test_same_seed_same_records_and_deterministic_flag_is_recorded(tmp_path, cifar, benchmarks, monkeypatch):
+def test_same_seed_same_records_and_deterministic_flag_is_recorded(tmp_path, cifar, benchmarks, monkeypatch,
+                                                                  device, restore_determinism):
     monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # undone after the test
     args = ("--methods", "darts", "--seeds", "3", "--epochs", "2")
-    a = _job(tmp_path, "a", cifar, benchmarks, *args)
-    b = _job(tmp_path, "b", cifar, benchmarks, *args, "--deterministic")
+    a = _job(tmp_path, "a", cifar, benchmarks, *args, *_on(device))  # on CUDA: deterministic too
+    b = _job(tmp_path, "b", cifar, benchmarks, *args, *_on(device), "--deterministic")
     assert a.config == b.config  # --deterministic is provenance, not identity
     try:
         assert execute(a).status == "finished"
@@ -54,7 +71,8 @@ def test_same_seed_same_records_and_deterministic_flag_is_recorded(tmp_path, cif
     assert ra[1]["arch"] != ra[2]["arch"]  # the search moved: equality is not vacuous
     _same_state(_run_dir(a), _run_dir(b))
     pa, pb = read_json(f"{_run_dir(a)}/provenance.json"), read_json(f"{_run_dir(b)}/provenance.json")
-    assert pa[0]["deterministic"] is False and pb[0]["deterministic"] is True
+    assert pa[0]["deterministic"] is (device == "cuda") and pb[0]["deterministic"] is True
+    assert pa[0]["device"] == pb[0]["device"] == ("cuda:0" if device == "cuda" else "cpu")
     assert pb[0]["cublas_workspace_config"] == ":4096:8" and pb[0]["torch_threads"] == 1
 
 
@@ -68,8 +86,10 @@ def test_another_seed_gives_other_records(tmp_path, cifar, benchmarks):
 
 @pytest.mark.parametrize("space", ["nb201", "nb1shot1-s2"])
 @pytest.mark.parametrize("method", methods())
-def test_every_method_resumes_exactly(tmp_path, cifar, benchmarks, monkeypatch, method, space):
-    args = ("--methods", method, "--spaces", space, "--seeds", "2", "--epochs", "2")
+def test_every_method_resumes_exactly(tmp_path, cifar, benchmarks, monkeypatch, method, space, device,
+                                      restore_determinism):
+    monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    args = ("--methods", method, "--spaces", space, "--seeds", "2", "--epochs", "2", *_on(device))
     ref = _job(tmp_path, "ref", cifar, benchmarks, *args)
     assert execute(ref).status == "finished"
 

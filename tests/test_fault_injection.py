@@ -2,7 +2,8 @@
 
 Records (all fields but TIMING_FIELDS) and the final state in checkpoint.pt (architecture
 parameters, their Adam state, supernet weights, SGD momentum, scheduler) must be bitwise
-identical. One thread, so CPU numerics do not depend on the machine's core count.
+identical. One thread, so CPU numerics do not depend on the machine's core count. On CUDA
+(the `device` parameter, conftest) the sweep runs on cuda:0 with --deterministic.
 """
 from __future__ import annotations
 
@@ -34,8 +35,12 @@ def _env(cifar, benchmarks) -> dict:
     return {**os.environ, "NAS_DATA": str(cifar), "NAS_BENCHMARKS": str(benchmarks)}
 
 
-def _start(out: Path, env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, str(REPO / "benchmark" / "run.py"), *SWEEP, "--out", str(out)],
+def _sweep(device: str) -> list[str]:
+    return SWEEP + (["--devices", "cuda:0", "--deterministic"] if device == "cuda" else ["--devices", "cpu"])
+
+
+def _start(out: Path, env: dict, device: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(REPO / "benchmark" / "run.py"), *_sweep(device), "--out", str(out)],
                             env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -71,9 +76,9 @@ def _assert_same_tree(a, b, where: str) -> None:
         assert a == b, where
 
 
-def test_random_sigkills_change_nothing(tmp_path, fast_cifar, benchmarks):
+def test_random_sigkills_change_nothing(tmp_path, fast_cifar, benchmarks, device):
     env = _env(fast_cifar, benchmarks)
-    ref = subprocess.run([sys.executable, str(REPO / "benchmark" / "run.py"), *SWEEP, "--out",
+    ref = subprocess.run([sys.executable, str(REPO / "benchmark" / "run.py"), *_sweep(device), "--out",
                           str(tmp_path / "ref")], env=env, cwd=REPO, capture_output=True, text=True)
     assert ref.returncode == 0, ref.stderr
 
@@ -83,7 +88,7 @@ def test_random_sigkills_change_nothing(tmp_path, fast_cifar, benchmarks):
     while True:
         attempts += 1
         assert attempts < 40, "the sweep never finished"
-        p = _start(out, env)
+        p = _start(out, env, device)
         if kills < 5:
             # Kill at a random moment after the process starts writing (start-up is seconds
             # of imports and data loading; killing inside it would test little).

@@ -146,3 +146,36 @@ def test_distinct_hashes_bruteforce_small():
         for ops in itertools.product(PRIMITIVES, repeat=s.steps):
             hashes.add(nb101.module_hash(*s.nb101_spec(list(ops), parents)))
     assert len(hashes) == count_architectures(s)['distinct_hashes']
+
+
+def test_reference_enumeration_counts():
+    """The set automl/nasbench-1shot1's `generate_search_space_without_loose_ends` walks (the
+    one its test_min_error is a minimum over), re-stated in spaces.nb1shot1.reference_wirings."""
+    from spaces.nb1shot1 import reference_wirings
+    want = {'nb1shot1-s1': (49, 2487, 66, 3702), 'nb1shot1-s2': (65, 3609, 190, 12474),
+            'nb1shot1-s3': (234, 24066, 876, 135900)}
+    for name, (wirings, archs, pruned, pruned_archs) in want.items():
+        s = SPACES[name]
+        r = count_architectures(s, hashes=False)
+        assert (r['reference_wirings'], r['reference_architectures']) == (wirings, archs)
+        assert (r['pruned_wirings'], r['pruned_architectures']) == (pruned, pruned_archs)
+        # Every wiring the reference emits is a pruned wiring some configuration has: each
+        # used block has all k_i parents, lies on a path to the output, at most 9 edges.
+        pruned_set = set()
+        for parents in s.iter_parents():
+            reach = s.reaches_output(parents)
+            pruned_set.add(frozenset((p, node) for node, ps in enumerate(parents, 1)
+                                     if reach[node] for p in ps))
+        ref = list(reference_wirings(s))
+        assert len(set(ref)) == len(ref) and set(ref) <= pruned_set
+        assert len(pruned_set) == pruned
+
+
+def test_reference_enumeration_misses_a_known_wiring():
+    # Space 1, every block used: 1<-0, 2<-0,1, 3<-0,2, 4<-0,2, out<-3,4. A configuration
+    # has it, with no loose end; the reference's depth-first walk never emits it.
+    from spaces.nb1shot1 import reference_wirings
+    s = SPACES['nb1shot1-s1']
+    w = frozenset({(0, 1), (0, 2), (1, 2), (0, 3), (2, 3), (0, 4), (2, 4), (3, 5), (4, 5)})
+    assert s.reaches_output(((0,), (0, 1), (0, 2), (0, 2), (3, 4))) == [True] * 6
+    assert w not in set(reference_wirings(s))

@@ -47,8 +47,13 @@ def test_run_all_smoke_end_to_end(tmp_path):
     for f in ["tables/nb201_final.md", "tables/nb201_final.tex", "tables/search_cost.csv",
               "data/epochs.parquet", "figures/nb201_trajectory_test.png",
               "figures/collapse_param_free_ops.pdf", "figures/hessian_max_eig.png",
-              "figures/arch_nb201_darts_seed0.png"]:
+              "figures/arch_nb201_darts_seed0.png", "figures/cells_nb201_darts.pdf",
+              "report.html"] + [f"figures/{kind}_nb201_darts_seed{s}.png" for s in (0, 1)
+                                for kind in ("cells/cell", "arch/archfinal")]:
         assert (rep / f).is_file(), f
+    final = csv.reader(open(rep / "figures/arch/archfinal_nb201_darts_seed0.csv"))
+    assert next(final)[3:] == ["none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"]
+    assert [row[2] for row in final] == ["1<-0", "2<-0", "2<-1", "3<-0", "3<-1", "3<-2"]
     rows = list(csv.DictReader(open(rep / "tables/nb201_final.csv")))
     assert [row["method"] for row in rows] == ["darts"]
     assert rows[0]["n_seeds"] == "2" and rows[0]["cifar10_test.n"] == "2"
@@ -58,6 +63,19 @@ def test_run_all_smoke_end_to_end(tmp_path):
     recs = [json.loads(line) for line in open(out / "nb201/darts/seed-0/epochs.jsonl")]
     assert [r_["epoch"] for r_ in recs] == [0, 1]
     assert isinstance(recs[1]["diagnostics"]["hessian_max_eig"], float)
+
+    # A damaged finished run: every step names it and goes on; the report is still written
+    # (without it) and the exit code says so.
+    lines = (out / "nb201/darts/seed-0/epochs.jsonl").read_text().splitlines(keepends=True)
+    (out / "nb201/darts/seed-0/epochs.jsonl").write_text(lines[0] + "garbage\n")
+    (rep / "report.md").unlink()
+    r = _run(["--profile", "smoke", "--methods", "darts", "--spaces", "nb201", "--seeds", "0-1",
+              "--epochs", "1", "--set", "train_subset=64", "--set", "hessian_every=1",
+              "--threads", "1", "--no-progress", "--out", str(out)])
+    assert r.returncode == 1, r.stderr[-3000:]
+    assert "seed-0: damaged" in r.stderr and "skipped" in r.stderr and "left out damaged run" in r.stderr
+    rows = list(csv.DictReader(open(rep / "tables/nb201_final.csv")))
+    assert rows[0]["n_seeds"] == "1" and "Damaged runs" in (rep / "report.md").read_text()
 
 
 def test_run_all_darts_space_ends_with_the_retrained_table(tmp_path):

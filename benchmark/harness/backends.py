@@ -49,8 +49,11 @@ def label(job) -> str:
 
 
 def is_done(job) -> bool:
+    """A finished search whose files are whole. One whose files are damaged is submitted: its
+    worker reports it (or repairs it with --retry-failed)."""
     if isinstance(job, Job):
-        return RunDir(job.out, job.spec.space, job.spec.method, job.spec.seed).status() == "done"
+        rd = RunDir(job.out, job.spec.space, job.spec.method, job.spec.seed)
+        return rd.status() == "done" and not rd.problems()
     return job.is_done()
 
 

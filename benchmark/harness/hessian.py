@@ -45,14 +45,16 @@ def hessian_max_eig(method, batch, seed: int = 0, iters: int = 20) -> float:
 
     Leaves the run untouched: supernet buffers (BN running statistics) are restored, the
     random start vector comes from its own generator (no global RNG is consumed), and no
-    parameter receives a .grad.
+    parameter receives a .grad. A compiled supernet runs eagerly here (double backward).
     """
+    from spaces.base import uncompiled
     net = method.supernet
     buffers = {k: b.detach().clone() for k, b in net.named_buffers()}
     try:
-        return dominant_eigenvalue(lambda: method.loss(method.mixing_weights(), batch)[0],
-                                   method.arch_parameters(), iters=iters,
-                                   generator=torch.Generator().manual_seed(seed))
+        with uncompiled():
+            return dominant_eigenvalue(lambda: method.loss(method.mixing_weights(), batch)[0],
+                                       method.arch_parameters(), iters=iters,
+                                       generator=torch.Generator().manual_seed(seed))
     finally:
         with torch.no_grad():
             for k, b in net.named_buffers():

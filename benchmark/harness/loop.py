@@ -18,8 +18,8 @@ from tqdm import tqdm
 
 from benchmark.harness.config import SearchConfig
 from benchmark.harness.data import BatchStream, Cifar10
-from benchmark.harness.records import append_jsonl, atomic_write, atomic_write_json, read_jsonl, rewrite_jsonl
-from benchmark.harness.rundir import RunDir
+from benchmark.harness.records import append_jsonl, atomic_write, atomic_write_json, rewrite_jsonl, scan_jsonl
+from benchmark.harness.rundir import IdentityMismatch, RunDir, identity_differences
 from methods.base import StepContext
 from methods.registry import get_method
 from spaces import get_space
@@ -55,7 +55,10 @@ def set_rng_state(state: dict, streams: dict[str, torch.Generator]) -> None:
     for k, g in streams.items():
         g.set_state(state["streams"][k].cpu())
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+        # One state per GPU seen when it was saved; a run may resume where fewer are visible
+        # (e.g. a local multi-GPU sweep resumed as a one-GPU Slurm job): restore those there are.
+        for i, s in enumerate(state["cuda"][:torch.cuda.device_count()]):
+            torch.cuda.set_rng_state(s.cpu(), i)
 
 
 def _mean(rows: list[dict], key: str) -> float | None:
@@ -74,9 +77,44 @@ def search_step(method, train_batch, valid_batch, ctx: StepContext, arch_first: 
     return row
 
 
+def load_resumable(rd: RunDir, cfg: SearchConfig, device) -> tuple[dict | None, list[dict], str]:
+    """(checkpoint, the records it continues, a note) if the run can resume, else (None, [], why
+    not; '' if there is simply no checkpoint). Resuming is only ever from a checkpoint that is
+    readable, made under this config (IdentityMismatch otherwise: refuse, never mix) and
+    consistent with the records: the file's lines up to the checkpoint's epoch c must be
+    exactly the readable records of epochs 0..c. Lines after them come from epochs that are
+    recomputed (e.g. a line torn by a kill) and are dropped. Anything else is damage that only
+    recomputing can repair: the caller starts the run afresh."""
+    if not rd.checkpoint.exists():
+        return None, [], ""
+    try:
+        ck = torch.load(rd.checkpoint, map_location=device, weights_only=False)
+        c = int(ck["epoch"])
+    except Exception as e:  # truncated or garbage: torch raises several kinds
+        return None, [], (f"{rd.checkpoint} is unreadable ({type(e).__name__}); starting this run "
+                          "afresh")
+    if ck.get("identity") is not None:  # None: an older checkpoint, vouched for by config.json
+        details = identity_differences(ck["identity"], cfg.to_json())
+        if details:
+            raise IdentityMismatch(f"{rd.checkpoint} was made under other settings ({details}); "
+                                   f"delete it and {rd.epochs.name} to start the run afresh")
+    head = scan_jsonl(rd.epochs).lines[: c + 1]
+    if [r["epoch"] if r else None for _, r in head] != list(range(c + 1)):
+        bad = [n for n, r in head if r is None]
+        what = (f"line {bad[0]} of {rd.epochs.name} is unreadable" if bad
+                else f"{rd.epochs.name} does not hold exactly the epochs 0-{c} before it")
+        return None, [], (f"{rd.checkpoint} (epoch {c}) does not match the records ({what}); "
+                          "starting this run afresh")
+    return ck, [r for _, r in head], f"resumed from checkpoint.pt (epoch {c}), which matches the records 0-{c}"
+
+
 def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.ndarray, np.ndarray],
-               device: str = "cpu", scorer: Scorer | None = None, progress: bool = True) -> str:
-    """Train (or resume) one run to completion; returns the final genotype."""
+               device: str = "cpu", scorer: Scorer | None = None, progress: bool = True,
+               notes: list[str] | None = None,
+               on_record: Callable[[dict], None] | None = None) -> str:
+    """Train (or resume) one run to completion; returns the final genotype. Appends to `notes`
+    why a run with a checkpoint started afresh, and where it resumed from. `on_record` sees
+    every record as it is appended (live curves: benchmark/harness/live_log.py)."""
     device = torch.device(device)
     seed_everything(cfg.seed)
     streams = {name: torch.Generator().manual_seed(cfg.seed * 1000 + i)
@@ -96,8 +134,10 @@ def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.nd
     ctx = StepContext(supernet, w_opt, 0, cfg.epochs, cfg.grad_clip, len(train_idx), len(valid_idx))
 
     start, wall = 1, 0.0
-    if rd.checkpoint.exists():
-        ck = torch.load(rd.checkpoint, map_location=device, weights_only=False)
+    ck, kept, note = load_resumable(rd, cfg, device)
+    if note and notes is not None:
+        notes.append(note)
+    if ck is not None:
         supernet.load_state_dict(ck["supernet"])
         method.load_state_dict(ck["method"])
         w_opt.load_state_dict(ck["w_optimizer"])
@@ -105,11 +145,11 @@ def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.nd
         set_rng_state(ck["rng"], streams)
         start, wall = ck["epoch"] + 1, ck["wall_seconds"]
         # Records past the checkpoint come from an epoch that will be recomputed.
-        rows = [r for r in read_jsonl(rd.epochs) if r["epoch"] <= ck["epoch"]]
-        rewrite_jsonl(rd.epochs, rows)
+        rewrite_jsonl(rd.epochs, kept)
     else:
+        rd.checkpoint.unlink(missing_ok=True)  # unreadable or inconsistent: never resumed
         rd.epochs.unlink(missing_ok=True)
-        _record(rd, cfg, method, space, 0, [], w_opt, 0.0, 0.0, {}, scorer)
+        _record(rd, cfg, method, space, 0, [], w_opt, 0.0, 0.0, {}, scorer, on_record=on_record)
 
     bar = tqdm(total=(cfg.epochs - start + 1) * len(train), disable=not progress, leave=False,
                desc=f"{cfg.space}/{cfg.method}/seed-{cfg.seed}", unit="step")
@@ -134,8 +174,9 @@ def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.nd
         sched.step()
         dt = time.perf_counter() - t0
         wall += dt
-        _record(rd, cfg, method, space, epoch, rows, w_opt, dt, wall, diagnostics, scorer, lr_used)
-        state = {"epoch": epoch, "wall_seconds": wall, "supernet": supernet.state_dict(),
+        _record(rd, cfg, method, space, epoch, rows, w_opt, dt, wall, diagnostics, scorer, lr_used, on_record)
+        state = {"epoch": epoch, "wall_seconds": wall, "identity": cfg.to_json(),
+                 "supernet": supernet.state_dict(),
                  "method": method.state_dict(), "w_optimizer": w_opt.state_dict(),
                  "scheduler": sched.state_dict(), "rng": rng_state(streams)}
         atomic_write(rd.checkpoint, lambda f: torch.save(state, f), mode="wb")
@@ -148,7 +189,7 @@ def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.nd
 
 def _record(rd: RunDir, cfg: SearchConfig, method, space, epoch: int, rows: list[dict], w_opt,
             dt: float, wall: float, diagnostics: dict, scorer: Scorer | None,
-            lr_used: float | None = None) -> None:
+            lr_used: float | None = None, on_record: Callable[[dict], None] | None = None) -> None:
     genotype = method.derive()
     info = space.genotype_info(genotype)
     rec = {
@@ -168,3 +209,5 @@ def _record(rd: RunDir, cfg: SearchConfig, method, space, epoch: int, rows: list
         rec["selected_genotype"] = selected
         rec["selected_benchmark"] = scorer(selected, space.genotype_info(selected)) if scorer else None
     append_jsonl(rd.epochs, rec)
+    if on_record is not None:
+        on_record(rec)

@@ -48,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-file", help="NB201 cifar-split.txt (default: found in --benchmarks)")
     p.add_argument("--devices", default=None, help="cpu or cuda:0[,cuda:1...] (default cuda:0 if present, else cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads per run (recorded)")
+    p.add_argument("--log", default="none", metavar="none|tensorboard|wandb",
+                   help="live curves of every epoch's scalars: tensorboard (<run>/tensorboard/, needs "
+                        "the tensorboard package) or wandb (offline, <run>/wandb/, needs wandb); "
+                        "not part of a run's identity (default none)")
     p.add_argument("--deterministic", action="store_true",
                    help="CUDA: deterministic kernels (torch.use_deterministic_algorithms, cuDNN "
                         "deterministic, no autotuning, CUBLAS_WORKSPACE_CONFIG=:4096:8); recorded "
@@ -55,7 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "GPU memory; an op without a deterministic kernel fails its run. "
                         "CPU runs with --threads fixed are deterministic without it")
     add_execution_options(p)
-    p.add_argument("--retry-failed", action="store_true", help="run again the runs that failed before")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="run again the runs that failed before, and recompute finished runs whose "
+                        "files are damaged (from checkpoint.pt only where it matches the intact "
+                        "records, else afresh)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--dry-run", action="store_true", help="print the grid and resolved configs, run nothing")
     return p
@@ -94,6 +101,9 @@ def plan(args) -> list:
     space_names = parse_names(args.spaces, spaces(), "spaces")
     method_names = parse_names(args.methods, methods(), "methods")
     seeds = parse_seeds(args.seeds)
+    from benchmark.harness.live_log import unavailable
+    if unavailable(args.log):  # unknown value, or its package missing: before anything runs
+        raise UsageError(unavailable(args.log))
     if args.epochs is not None and args.epochs < 1:
         raise UsageError("--epochs must be at least 1")
     configs = {}
@@ -139,18 +149,24 @@ def plan(args) -> list:
             jobs.append(Job(spec, cfg, args.out, str(args.data), bench if Path(bench).is_dir() else None,
                             str(split_file) if split_file else None, devices[0], args.threads,
                             not args.no_progress, args.retry_failed, args.download,
-                            deterministic=args.deterministic))
+                            deterministic=args.deterministic, log=args.log))
     except DataError as e:
         raise UsageError(str(e)) from None
     except BenchmarkFileError as e:
         raise UsageError(f"{e}\n  replace or remove that file (or point --benchmarks / --split-file "
                          "elsewhere); nothing was run") from None
+    from benchmark.harness.records import DamagedFile
     from benchmark.harness.rundir import IdentityMismatch, RunDir
     for j in jobs:  # refuse before anything runs rather than mix results
+        rd = RunDir(args.out, j.spec.space, j.spec.method, j.spec.seed)
         try:
-            RunDir(args.out, j.spec.space, j.spec.method, j.spec.seed).check_identity(j.config.to_json())
+            rd.check_identity(j.config.to_json())
+            if not rd.config.exists():  # a checkpoint says what it was made under
+                rd.check_checkpoint_identity(j.config.to_json())
         except IdentityMismatch as e:
             raise UsageError(str(e)) from None
+        except DamagedFile:
+            pass  # a damaged folder fails that run only (the worker says how to repair it)
     out = Path(args.out)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -229,6 +245,8 @@ def summarize(outcomes) -> int:
         counts[o.status] = counts.get(o.status, 0) + 1
         if not o.ok:
             print(f"{o.label}: {o.status}: {o.message}", file=sys.stderr)
+        elif o.notes:
+            print(f"{o.label}: {o.status}: {o.notes}", file=sys.stderr)
     print("summary: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     return 0 if all(o.ok for o in outcomes) else 1
 

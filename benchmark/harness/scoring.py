@@ -44,43 +44,76 @@ def load_scorer(space, benchmarks_dir: str | Path | None, hp: str = "200") -> tu
     return loader(space, benchmarks_dir, hp)
 
 
-def rescore(results: Path, benchmarks_dir: Path | None) -> tuple[int, int]:
-    """Fill in `benchmark` for every record under `results`; returns (runs, records) scored."""
+def rescore(results: Path, benchmarks_dir: Path | None, log=None) -> tuple[int, int, list[str]]:
+    """Fill in `benchmark` for every record under `results`; returns (runs, records) scored and
+    the damaged run files skipped (each also said through `log`, one line). A run another process
+    holds is waited for, saying whose it is. Unfinished runs are scored as far as they got (a line
+    torn by a kill is dropped, as resuming would); a run with any other unreadable line, a gap in
+    its epochs, or a config.json that is not a run's config is left untouched."""
     from benchmark.harness.config import SearchConfig
-    from benchmark.harness.records import read_json, read_jsonl, rewrite_jsonl
+    from benchmark.harness.records import DamagedFile, read_json, rewrite_jsonl, scan_jsonl
+    from benchmark.harness.rundir import RunDir, records_problems
     from spaces import get_space
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     runs = recs = 0
+    skipped: list[str] = []
     scorers: dict[tuple[str, str], Scorer | None] = {}
     for cfg_path in sorted(results.glob("*/*/seed-*/config.json")):
-        cfg = SearchConfig.from_json(read_json(cfg_path))
+        try:
+            cfg, bad = SearchConfig.from_json(read_json(cfg_path)), ""
+        except DamagedFile as e:
+            bad = str(e)
+        except (TypeError, KeyError, AttributeError, ValueError) as e:
+            bad = f"{cfg_path}: not a run's config ({type(e).__name__}: {e})"
+        if bad:
+            skipped.append(bad)
+            log(f"skipped {bad}")
+            continue
         key = (cfg.space, cfg.score_hp)
         if key not in scorers:
             scorer, msg = load_scorer(cfg.space, benchmarks_dir, cfg.score_hp)
             scorers[key] = scorer
             if scorer is None:
-                print(f"skipping {cfg.space} runs: {msg}", file=sys.stderr)
+                log(f"skipping {cfg.space} runs: {msg}")
         scorer = scorers[key]
         if scorer is None:
             continue
-        from filelock import FileLock
-        with FileLock(str(cfg_path.parent / ".lock")):
-            path = cfg_path.parent / "epochs.jsonl"
-            rows = read_jsonl(path)
+        rd = RunDir.at(cfg_path.parent)
+        lock = rd.wait_lock("benchmark.score: rescoring", "score", log)
+        try:
+            rd.remove_stale_temp_files()  # a killed writer's (e.g. a killed score's); we hold the lock
+            scan = scan_jsonl(rd.epochs)
+            finished = rd.done.exists()
+            problems = rd.problems(scan) if finished else records_problems(scan, None, False)
+            if not problems and any(not isinstance(r.get("genotype"), str) for r in scan.rows):
+                problems = ["a record without a genotype"]
+            if problems:
+                skipped.append(f"{rd.epochs}: {'; '.join(problems)}")
+                log(f"skipped {skipped[-1]} (left untouched; repair: python benchmark/run.py ... "
+                    "--retry-failed)")
+                continue
+            rows = scan.rows
             space = get_space(cfg.space)
             for r in rows:
                 r["benchmark"] = scorer(r["genotype"], r.get("genotype_info", {}))
                 if r.get("selected_genotype"):
                     sel = r["selected_genotype"]
                     r["selected_benchmark"] = scorer(sel, space.genotype_info(sel))
-            rewrite_jsonl(path, rows)
+            rewrite_jsonl(rd.epochs, rows)
+        finally:
+            rd.unlock(lock)
         runs, recs = runs + 1, recs + len(rows)
-    return runs, recs
+    return runs, recs, skipped
 
 
 def main(argv: list[str] | None = None) -> int:
     import os
-    p = argparse.ArgumentParser(prog="python -m benchmark.score",
-                                description="Fill in benchmark accuracies of every recorded epoch.")
+    from benchmark.errors import BenchmarkFileError
+    p = argparse.ArgumentParser(
+        prog="python -m benchmark.score",
+        description="Fill in benchmark accuracies of every recorded epoch. Exit codes: 0 every "
+                    "readable run scored; 1 some run was skipped because a file of it is damaged "
+                    "(each named on stderr; the others are scored); 2 bad input (nothing scored).")
     p.add_argument("--results", default="results", help="results folder (default: results)")
     p.add_argument("--benchmarks", default=os.environ.get("NAS_BENCHMARKS") or os.environ.get("TORCH_HOME"),
                    help="folder with the compact tables (default: $NAS_BENCHMARKS, else $TORCH_HOME)")
@@ -91,9 +124,15 @@ def main(argv: list[str] | None = None) -> int:
     if a.benchmarks and not Path(a.benchmarks).is_dir():
         print(f"error: benchmarks folder {a.benchmarks} does not exist; set --benchmarks", file=sys.stderr)
         return 2
-    runs, recs = rescore(Path(a.results), Path(a.benchmarks) if a.benchmarks else None)
-    print(f"scored {recs} records in {runs} runs")
-    return 0
+    try:
+        runs, recs, skipped = rescore(Path(a.results), Path(a.benchmarks) if a.benchmarks else None)
+    except BenchmarkFileError as e:
+        print(f"error: {e}\n  replace or remove that file (rebuild it with python -m benchmark.prepare), "
+              "or point --benchmarks elsewhere", file=sys.stderr)
+        return 2
+    print(f"scored {recs} records in {runs} runs" +
+          (f"; skipped {len(skipped)} damaged run(s) (named above)" if skipped else ""))
+    return 1 if skipped else 0
 
 
 if __name__ == "__main__":

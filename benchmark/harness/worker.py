@@ -10,6 +10,7 @@ import os
 import platform
 import socket
 import subprocess
+import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from pathlib import Path
 from benchmark.harness.config import SearchConfig
 from benchmark.harness.data import Cifar10, load_cifar10, make_split
 from benchmark.harness.grid import RunSpec
-from benchmark.harness.records import atomic_write_json
+from benchmark.harness.records import DamagedFile, atomic_write_json, read_json
 from benchmark.harness.rundir import IdentityMismatch, RunDir
 
 
@@ -36,13 +37,15 @@ class Job:
     retry_failed: bool = False
     download: bool = False
     deterministic: bool = False   # CUDA: deterministic kernels (see make_deterministic)
+    log: str = "none"             # live curves: none | tensorboard | wandb (not the run's identity)
 
 
 @dataclass(frozen=True)
 class Outcome:
     label: str
-    status: str    # done (earlier) | finished | failed | failed-earlier | busy | refused
+    status: str    # done (earlier) | finished | failed | failed-earlier | busy | refused | damaged
     message: str = ""
+    notes: str = ""  # what a finished run repaired (e.g. started afresh, and why)
 
     @property
     def ok(self) -> bool:
@@ -87,56 +90,114 @@ def provenance(job: Job) -> dict:
             "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG")}
 
 
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
 def execute(job: Job, wait: bool = False) -> Outcome:
     """Run (or skip, or resume) one run. A run another worker holds is `busy`; with wait=True
-    this blocks until that worker ends, then reports the run as it left it (or takes it over
-    if that worker died)."""
+    this blocks until that worker ends (saying whom it waits for), then reports the run as it
+    left it (or takes it over if that worker died)."""
+    spec = job.spec
+    rd = RunDir(job.out, spec.space, spec.method, spec.seed)
+    purpose = f"run.py: searching {spec.label}"
+    lock = rd.wait_lock(purpose, spec.label, _log) if wait else rd.try_lock(0, purpose)
+    if lock is None:
+        return Outcome(spec.label, "busy", "another worker holds this run")
+    try:
+        return _execute_locked(job, rd)
+    finally:
+        rd.unlock(lock)
+
+
+def _execute_locked(job: Job, rd: RunDir) -> Outcome:
     import torch
     from benchmark.harness.loop import run_search
     from benchmark.harness.scoring import load_scorer
 
     spec, cfg = job.spec, job.config
-    rd = RunDir(job.out, spec.space, spec.method, spec.seed)
-    lock = rd.try_lock(timeout=-1 if wait else 0)
-    if lock is None:
-        return Outcome(spec.label, "busy", "another worker holds this run")
+    identity = cfg.to_json()
+    retry = (f"rerun with --retry-failed to recompute it (from checkpoint.pt only where it "
+             f"matches the intact records, else afresh), or delete {rd.path}")
+    # 1. Decide, changing nothing: a damaged folder is reported as it is unless asked to repair.
+    config_damage = None
+    try:  # before anything else: a finished run of another identity is no answer either
+        rd.check_identity(identity)
+    except IdentityMismatch as e:
+        return Outcome(spec.label, "refused", str(e))
+    except DamagedFile as e:
+        config_damage = e
     try:
-        identity = cfg.to_json()
-        try:  # before anything else: a finished run of another identity is no answer either
-            rd.check_identity(identity)
-        except IdentityMismatch as e:
-            return Outcome(spec.label, "refused", str(e))
-        rd.remove_stale_temp_files()  # left by a writer killed mid-write; we hold the lock
-        status = rd.status()
-        if status == "done":
+        if config_damage is not None or not rd.config.exists():
+            rd.check_checkpoint_identity(identity)
+    except IdentityMismatch as e:
+        return Outcome(spec.label, "refused", str(e))
+    try:
+        read_json(rd.provenance) if rd.provenance.exists() else None
+        provenance_damage = None
+    except DamagedFile as e:
+        provenance_damage = e
+    rd.remove_stale_temp_files()  # left by a writer killed mid-write; we hold the lock
+    status = rd.status()
+    repairs: list[str] = []
+    if config_damage is not None:
+        if not job.retry_failed:
+            return Outcome(spec.label, "damaged", f"{config_damage}; {retry}")
+        repairs.append(f"{rd.config.name} was unreadable ({config_damage.problem}): rewritten")
+    if status == "done":
+        if config_damage is None and not rd.config.exists() and rd.checkpoint.exists():
+            rd.write_identity(identity)  # restored: checkpoint.pt vouches for these settings
+        problems = rd.problems() if config_damage is None else []
+        if not problems and config_damage is None:
             return Outcome(spec.label, "done")
-        if status == "failed" and not job.retry_failed:
-            return Outcome(spec.label, "failed-earlier", f"see {rd.failed}; rerun with --retry-failed")
-        rd.write_identity(identity)
-        if job.threads:
-            torch.set_num_threads(job.threads)
-        if job.deterministic:
-            make_deterministic()
-        rd.add_provenance(provenance(job))
-        try:
-            data = cached_data(job.data_path, job.download)
-            split = make_split(cfg.split, len(data.y_train), cfg.seed,
-                               Path(job.split_file) if job.split_file else None)
-            scorer, _ = load_scorer(cfg.space, job.benchmarks, cfg.score_hp)
-            genotype = run_search(cfg, rd, data, split[:2], job.device, scorer, job.progress)
-        except Exception as e:  # one run's failure must not stop the grid
-            reason = f"{type(e).__name__}: {e}"
-            if isinstance(e, torch.cuda.OutOfMemoryError):
-                torch.cuda.empty_cache()  # give the memory back for the runs that follow
-                reason += (" -- lower the memory need (e.g. --set batch_size=32) or use a larger "
-                           "GPU, then rerun with --retry-failed")
-            atomic_write_json(rd.failed, {"reason": reason,
-                                          "traceback": traceback.format_exc(),
-                                          "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
-            return Outcome(spec.label, "failed", reason)
-        return Outcome(spec.label, "finished", genotype)
-    finally:
-        lock.release()
+        if not job.retry_failed:
+            return Outcome(spec.label, "damaged", f"{rd.path}: {'; '.join(problems)}; {retry}")
+        if problems:
+            repairs.append(f"finished run with damaged files ({'; '.join(problems)})")
+    elif status == "failed" and not job.retry_failed:
+        return Outcome(spec.label, "failed-earlier", f"see {rd.failed}; rerun with --retry-failed")
+    if provenance_damage is not None and not job.retry_failed:
+        return Outcome(spec.label, "damaged", f"{provenance_damage}; rerun with --retry-failed to keep "
+                       f"it as provenance.json.damaged and start a new one, or delete {rd.path}")
+
+    # 2. Act.
+    if config_damage is not None:
+        rd.config.unlink()
+    rd.done.unlink(missing_ok=True)  # a damaged finished run is no longer finished
+    rd.write_identity(identity)
+    if job.threads:
+        torch.set_num_threads(job.threads)
+    if job.deterministic:
+        make_deterministic()
+    if provenance_damage is not None:
+        os.replace(rd.provenance, rd.provenance.with_name("provenance.json.damaged"))
+        repairs.append("provenance.json was unreadable: kept as provenance.json.damaged, a new one started")
+    rd.add_provenance(provenance(job))
+    notes: list[str] = []
+    try:
+        data = cached_data(job.data_path, job.download)
+        split = make_split(cfg.split, len(data.y_train), cfg.seed,
+                           Path(job.split_file) if job.split_file else None)
+        scorer, _ = load_scorer(cfg.space, job.benchmarks, cfg.score_hp)
+        from benchmark.harness.live_log import LiveLog
+        with LiveLog(job.log, rd.path, spec.label, identity) as live:
+            genotype = run_search(cfg, rd, data, split[:2], job.device, scorer, job.progress, notes,
+                                  on_record=live.log)
+    except IdentityMismatch as e:  # checkpoint.pt of other settings beside this config.json
+        return Outcome(spec.label, "refused", str(e))
+    except Exception as e:  # one run's failure must not stop the grid
+        reason = f"{type(e).__name__}: {e}"
+        if isinstance(e, torch.cuda.OutOfMemoryError):
+            torch.cuda.empty_cache()  # give the memory back for the runs that follow
+            reason += (" -- lower the memory need (e.g. --set batch_size=32) or use a larger "
+                       "GPU, then rerun with --retry-failed")
+        atomic_write_json(rd.failed, {"reason": reason,
+                                      "traceback": traceback.format_exc(),
+                                      "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        return Outcome(spec.label, "failed", reason)
+    # A normal resume is no news; a repair, or a checkpoint that could not be used, is.
+    said = repairs + [n for n in notes if repairs or "afresh" in n]
+    return Outcome(spec.label, "finished", genotype, "; ".join(said))
 
 
 def wait_for_busy(jobs: list[Job], outcomes: list[Outcome]) -> list[Outcome]:

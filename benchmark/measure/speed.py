@@ -4,9 +4,11 @@ For each method, one search step (its arch step and weight step, in the paper pr
 order) on the paper-size supernet (C=16, N=5, batch 64) with random images. Variants are
 timed interleaved in one process (best of --repeats) so the ratios compare like with like
 on a shared machine. Images/s counts the train and the valid batch of a step (2 x batch).
-Peak memory: CUDA's allocator peak; on CPU the peak resident memory of one step above the
-built model, in a fresh process (`--no-cpu-memory` skips those processes). With a GPU: throughput of K runs packed
-on it (K processes stepping at once) vs one run.
+Peak memory of one step: on CUDA the allocator's peak during a step (after the warm-up)
+above what was allocated before it; on CPU the peak resident memory of the first step above
+the built model, in a fresh process (`--no-cpu-memory` skips those processes). Variant
+`authors` is the NB201 authors' own model (xautodl's TinyNetworkDarts, DARTS-V1). With a
+GPU: throughput of K runs packed on it (K processes stepping at once) vs one run.
 
     python -m benchmark.measure.speed [--methods darts] [--devices cpu,cuda:0] [--repeats 5]
 """
@@ -36,8 +38,70 @@ CPU_VARIANTS = ("reference", "fast", "fast-nchw")
 CUDA_VARIANTS = ("reference", "fast", "fast-bf16")
 
 
-def make_step(method: str, variant: str, device: str, batch: int, seed: int = 0):
-    """A zero-argument callable doing one search step of `method` with the given supernet."""
+AUTHORS = "authors"  # the NB201 authors' own search model (xautodl's TinyNetworkDarts)
+
+
+def authors_model_available() -> str | None:
+    """None if xautodl's TinyNetworkDarts imports, else why not."""
+    try:
+        from xautodl.models.cell_searchs.search_model_darts import TinyNetworkDarts  # noqa: F401
+    except Exception as e:  # ImportError, or xautodl's own imports failing
+        return f"xautodl not importable ({type(e).__name__}: {e}); pip install --no-deps xautodl"
+    return None
+
+
+def _random_batches(batch: int, device: str, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(batch, 3, 32, 32, generator=g).to(device),
+             torch.randint(10, (batch,), generator=g).to(device)) for _ in range(2)]
+
+
+def make_authors_step(device: str, batch: int, C: int = 16, N: int = 5, seed: int = 0):
+    """One DARTS-V1 search step of the NB201 authors' model, as their search script does it
+    (AutoDL-Projects exps/NAS-Bench-201-algos/DARTS-V1.py, search_func): the weight step
+    (SGD, gradient clipped at 5), then the architecture step (Adam) on the other batch; each
+    reads its loss and accuracy back, as their meters do. Hyperparameters: the NB201 `paper`
+    profile's (the same as their DARTS-V1 config). No DataParallel wrapper (one device)."""
+    from benchmark.harness.config import resolve_config
+    from xautodl.models.cell_operations import NAS_BENCH_201
+    from xautodl.models.cell_searchs.search_model_darts import TinyNetworkDarts
+    cfg = resolve_config("nb201", "darts", seed, "paper")
+    torch.manual_seed(seed)
+    net = TinyNetworkDarts(C, N, 4, 10, NAS_BENCH_201, False, False).to(device).train()
+    w_opt = torch.optim.SGD(net.get_weights(), lr=cfg.w_lr, momentum=cfg.w_momentum,
+                            nesterov=cfg.w_nesterov, weight_decay=cfg.w_weight_decay)
+    a_opt = torch.optim.Adam(net.get_alphas(), lr=cfg.a_lr, betas=tuple(cfg.a_betas),
+                             weight_decay=cfg.a_weight_decay)
+    (xt, yt), (xv, yv) = _random_batches(batch, device, seed)
+    ce = torch.nn.functional.cross_entropy
+
+    def step() -> None:
+        w_opt.zero_grad()
+        _, logits = net(xt)
+        loss = ce(logits, yt)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+        w_opt.step()
+        loss.item(), (logits.argmax(1) == yt).float().mean().item()
+        a_opt.zero_grad()
+        _, logits = net(xv)
+        loss = ce(logits, yv)
+        loss.backward()
+        a_opt.step()
+        loss.item(), (logits.argmax(1) == yv).float().mean().item()
+        if device.startswith("cuda"):
+            torch.cuda.synchronize(device)
+    return step
+
+
+def make_step(method: str, variant: str, device: str, batch: int, seed: int = 0,
+              C: int = 16, N: int = 5):
+    """A zero-argument callable doing one search step of `method` with the given supernet
+    (a VARIANTS name, or AUTHORS for the authors' model, DARTS-V1 only)."""
+    if variant == AUTHORS:
+        if method != "darts":
+            raise ValueError("the authors' model is timed for DARTS-V1 (method darts) only")
+        return make_authors_step(device, batch, C, N, seed)
     import dataclasses
     from benchmark.harness.config import resolve_config
     from benchmark.harness.loop import search_step
@@ -45,7 +109,8 @@ def make_step(method: str, variant: str, device: str, batch: int, seed: int = 0)
     from methods.registry import get_method
     from spaces import get_space
     cfg = resolve_config("nb201", method, seed, "paper")
-    cfg = dataclasses.replace(cfg, batch_size=batch, supernet={**cfg.supernet, **VARIANTS[variant]})
+    cfg = dataclasses.replace(cfg, batch_size=batch,
+                              supernet={**cfg.supernet, "C": C, "N": N, **VARIANTS[variant]})
     torch.manual_seed(seed)
     space = get_space("nb201")
     net = space.supernet(**cfg.supernet).to(device).train()
@@ -53,9 +118,7 @@ def make_step(method: str, variant: str, device: str, batch: int, seed: int = 0)
     w_opt = torch.optim.SGD(net.parameters(), lr=cfg.w_lr, momentum=cfg.w_momentum,
                             nesterov=cfg.w_nesterov, weight_decay=cfg.w_weight_decay)
     ctx = StepContext(net, w_opt, 1, cfg.epochs, cfg.grad_clip, 25000, 25000)
-    g = torch.Generator().manual_seed(seed)
-    tb = (torch.randn(batch, 3, 32, 32, generator=g).to(device), torch.randint(10, (batch,), generator=g).to(device))
-    vb = (torch.randn(batch, 3, 32, 32, generator=g).to(device), torch.randint(10, (batch,), generator=g).to(device))
+    tb, vb = _random_batches(batch, device, seed)
 
     def step() -> None:
         search_step(m, tb, vb, ctx, cfg.arch_first)
@@ -64,17 +127,22 @@ def make_step(method: str, variant: str, device: str, batch: int, seed: int = 0)
     return step
 
 
-def time_variants(method: str, variants, device: str, batch: int, repeats: int, warmup: int) -> dict:
-    steps = {v: make_step(method, v, device, batch) for v in variants}
+def time_variants(method: str, variants, device: str, batch: int, repeats: int, warmup: int,
+                  C: int = 16, N: int = 5) -> dict:
+    """Best-of-`repeats` step time of each variant, timed interleaved. On CUDA also
+    `peak_mib`: the allocator's peak during one step (after the warm-up) above what was
+    allocated before it (every variant's model and optimiser state)."""
+    steps = {v: make_step(method, v, device, batch, C=C, N=N) for v in variants}
     best = {v: float("inf") for v in variants}
     peak = {}
     for v, step in steps.items():
-        if device.startswith("cuda"):
-            torch.cuda.reset_peak_memory_stats(device)
         for _ in range(warmup):
             step()
         if device.startswith("cuda"):
-            peak[v] = torch.cuda.max_memory_allocated(device) / 2**20
+            torch.cuda.reset_peak_memory_stats(device)
+            base = torch.cuda.memory_allocated(device)
+            step()
+            peak[v] = (torch.cuda.max_memory_allocated(device) - base) / 2**20
     for _ in range(repeats):  # interleaved: load changes hit every variant alike
         for v, step in steps.items():
             t = time.perf_counter()
@@ -91,23 +159,24 @@ def _vm_kib(field: str) -> int:
     raise KeyError(field)
 
 
-def _step_peak_mib(method: str, variant: str, batch: int) -> float:
+def _step_peak_mib(method: str, variant: str, batch: int, C: int = 16, N: int = 5) -> float:
     """In a fresh process: peak RSS (MiB) of one step above the built model's RSS.
     Linux: writing 5 to clear_refs resets the peak (VmHWM), so importing torch does not count."""
-    step = make_step(method, variant, "cpu", batch)
+    step = make_step(method, variant, "cpu", batch, C=C, N=N)
     Path("/proc/self/clear_refs").write_text("5")
     before = _vm_kib("VmRSS")
     step()
     return (_vm_kib("VmHWM") - before) / 1024
 
 
-def cpu_peak_mib(method: str, variant: str, batch: int, threads: int | None) -> float | None:
+def cpu_peak_mib(method: str, variant: str, batch: int, threads: int | None, C: int = 16,
+                 N: int = 5) -> float | None:
     """Peak resident memory of one CPU step (a fresh process each, so no variant inherits
     another's freed-but-kept pages); None where /proc is not Linux's."""
     code = (f"import sys, torch; sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})\n"
             + (f"torch.set_num_threads({threads})\n" if threads else "")
             + "from benchmark.measure.speed import _step_peak_mib\n"
-            f"print(_step_peak_mib({method!r}, {variant!r}, {batch}))\n")
+            f"print(_step_peak_mib({method!r}, {variant!r}, {batch}, {C}, {N}))\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     try:
         return float(r.stdout.strip().splitlines()[-1])
@@ -116,8 +185,8 @@ def cpu_peak_mib(method: str, variant: str, batch: int, threads: int | None) -> 
 
 
 def _pack_worker(rank: int, method: str, variant: str, device: str, batch: int, steps: int,
-                 warmup: int, barrier, results) -> None:
-    step = make_step(method, variant, device, batch, seed=rank)
+                 warmup: int, barrier, results, C: int = 16, N: int = 5) -> None:
+    step = make_step(method, variant, device, batch, seed=rank, C=C, N=N)
     for _ in range(warmup):
         step()
     barrier.wait()
@@ -128,13 +197,14 @@ def _pack_worker(rank: int, method: str, variant: str, device: str, batch: int, 
 
 
 def packed_throughput(k: int, method: str, variant: str, device: str, batch: int, steps: int,
-                      warmup: int) -> float:
-    """Images/s of k runs stepping at once on one device (separate processes, as --per-device)."""
+                      warmup: int, C: int = 16, N: int = 5) -> float:
+    """Images/s of k runs stepping at once on one device (separate processes, as --per-device
+    places them): from the first timed step of any to the last of all."""
     import torch.multiprocessing as mp
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(k), ctx.Manager().dict()
     procs = [ctx.Process(target=_pack_worker, args=(r, method, variant, device, batch, steps, warmup,
-                                                    barrier, results)) for r in range(k)]
+                                                    barrier, results, C, N)) for r in range(k)]
     for p in procs:
         p.start()
     for p in procs:
@@ -156,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1; more with compile)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default torch's)")
     p.add_argument("--variants", default=None,
-                   help=f"comma list of {', '.join(VARIANTS)} (default: {','.join(CPU_VARIANTS)} on CPU, "
+                   help=f"comma list of {', '.join(VARIANTS)}, {AUTHORS} (xautodl's TinyNetworkDarts; "
+                        f"darts only) (default: {','.join(CPU_VARIANTS)} on CPU, "
                         f"{','.join(CUDA_VARIANTS)} on CUDA)")
     p.add_argument("--pack", default="1,2,4,8", help="K values for the packing test on a GPU (default 1,2,4,8)")
     p.add_argument("--pack-steps", type=int, default=10, help="timed steps per packed run (default 10)")
@@ -169,10 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     devices = (args.devices or ("cpu,cuda:0" if torch.cuda.is_available() else "cpu")).split(",")
     bad_dev = [d for d in devices if d != "cpu" and not (d.startswith("cuda") and torch.cuda.is_available())]
     variants = args.variants.split(",") if args.variants else None
-    if bad or bad_dev or (variants and set(variants) - set(VARIANTS)) or min(args.repeats, args.batch) < 1:
+    if bad or bad_dev or (variants and set(variants) - set(VARIANTS) - {AUTHORS}) or min(args.repeats, args.batch) < 1:
         print(f"error: check --methods (valid: {', '.join(available())}), --devices (cpu"
               f"{', cuda:N' if torch.cuda.is_available() else '; no CUDA here'}), --variants "
-              f"({', '.join(VARIANTS)}), --repeats/--batch >= 1", file=sys.stderr)
+              f"({', '.join(VARIANTS)}, {AUTHORS}), --repeats/--batch >= 1", file=sys.stderr)
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -182,8 +253,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{torch.__version__}, {torch.get_num_threads()} CPU threads")
     print(f"{'device':8} {'method':10} {'variant':13} {'step s':>8} {'img/s':>8} {'peak MiB':>9} {'speedup':>8}")
     for device in devices:
-        vs = variants or (CUDA_VARIANTS if device.startswith("cuda") else CPU_VARIANTS)
         for method in methods:
+            vs = [v for v in variants or (CUDA_VARIANTS if device.startswith("cuda") else CPU_VARIANTS)
+                  if v != AUTHORS or method == "darts"]
             res = time_variants(method, vs, device, args.batch, args.repeats, args.warmup)
             if device == "cpu" and not args.no_cpu_memory:
                 for v in vs:

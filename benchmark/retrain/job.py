@@ -128,7 +128,7 @@ def execute(job: RetrainJob, wait: bool = False) -> Outcome:
             return Outcome(job.label, "failed", reason)
         return Outcome(job.label, "finished", f"test error {done['test_error']:.2f}%")
     finally:
-        lock.release()
+        rd.unlock(lock)
 
 
 def _short(folder: str) -> str:
