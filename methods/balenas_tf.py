@@ -2,7 +2,9 @@
 
 Selection: draw `num_candidates` architectures alpha ~ N(mu, sigma^2) and derive each
 (space.derive), drop duplicates, score each with a training-free proxy (methods/proxies.py;
-default NASWOT) on a randomly initialised standalone network (space.network) and one batch
+default NASWOT) on a randomly initialised standalone network (space.proxy_network where the space has one -- on the
+DARTS space the 16-channel 8-cell evaluation network without auxiliary head, since the
+36-channel 20-cell one costs about 8x per candidate -- else space.network) and one batch
 of TRAINING data (the last `proxy_batch_size` training images the weight steps saw, kept
 from the batches; no data is loaded here), return the best (ties: first sampled).
 Applied at the last epoch and, every `select_every` epochs, during the search.
@@ -86,6 +88,12 @@ class BalenasTF(Balenas):
             seen.setdefault(self.space.derive(draw), None)
         return list(seen), self.opts.num_candidates
 
+    def proxy_network(self, genotype: str):
+        """The network a candidate is scored on: the space's `proxy_network` where it has one
+        (the DARTS space: C=16, 8 cells, no auxiliary head), else its standalone network."""
+        make = getattr(self.space, "proxy_network", None)
+        return make(genotype) if make is not None else self.space.network(genotype)
+
     def select(self, epoch: int) -> dict:
         genotypes, drawn = self.sample_candidates()
         x, y = self.proxy_batch()
@@ -93,7 +101,7 @@ class BalenasTF(Balenas):
         for rank, g in enumerate(genotypes):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(int(self.cfg.seed) * 1_000_003 + epoch * 1009 + rank)
-                net = self.space.network(g).to(x.device)
+                net = self.proxy_network(g).to(x.device)
             rows.append({"genotype": g, "score": score(self.opts.proxy, net, x, y)})
         best = max(rows, key=lambda r: r["score"])  # first of equals wins
         self.selected = best["genotype"]

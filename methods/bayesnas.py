@@ -19,7 +19,9 @@ Our choices (documented adaptations, not from the source):
   the same role and is non-negative (REFERENCE.md). Scale: mean NLL over the batch (assumed).
 - The space protocol passes ONE set of mixing weights to every cell, so switches are shared
   by all cells and each group norm sqrt(sum_cells s^2 omega^2) has one term: |s| omega.
-- Cost: one forward-mode JVP per switch per update (30 on NB201) on the last training batch;
+- Cost: one forward-mode JVP per switch per update (30 on NB201) on the last training batch,
+  or, where the batch has fewer logits than there are switches (the DARTS space: 252
+  switches), one batched reverse pass over the B*K logits (same quantity);
   `curvature_batch_size` can use fewer images (the smoke profile uses 8).
 - The authors run one switch-training epoch and one update; we spread it over the profile's
   epochs with an update every `update_every` epochs (default 1, assumed).
@@ -30,6 +32,18 @@ Our choices (documented adaptations, not from the source):
   row keeps its row-level (edge) switch and one switch per entry; the derivation hands the
   op gammas to the space's own rule (op argmax per choice block, top-k parents by gamma), so
   no edge is ever dropped. The edge gamma scales a whole row and cannot change its order.
+- Derivation on the DARTS space (our adaptation): the authors pick their DARTS-space cells
+  from the gammas by hand (BayesNAS README: "replace the NormalCell and ReductCell ...
+  manually"; their cells have a varying number of inputs per node), so no rule exists for
+  the DARTS genotype format (2 inputs per node). We apply the DARTS rule (space.derive_weights)
+  to the op gammas used directly as weights, with the `none` column and the rows of edges
+  whose gamma_e < `threshold` set to 0: per node the 2 edges with the largest op gamma, each
+  with its argmax op. A pruned edge is kept only when fewer than 2 of a node's edges survive
+  (its op is then the first non-`none` op, max_pool_3x3). The op gammas already carry the
+  edge gamma (gamma_eo <- (1/gamma_eo + 1/gamma_e)^-1). DARTS-space protocol: the authors'
+  search/main.py (batch 18, SGD lr 0.1, wd 1e-4, one weights epoch, one switch epoch and one
+  update) trains their own one-shot network, not the DARTS supernet; runs on the DARTS space
+  use the space's DARTS protocol with one update per epoch (assumed), as on NB201.
 Defaults: switch SGD lr 0.1, momentum 0.9, no weight decay; lambda_origin = lambda_child =
 0.01 (from the authors' grid {0.005, 0.007, 0.01}; the choice of 0.01 is assumed).
 """
@@ -68,13 +82,19 @@ class BayesNASOptions:
 
 
 def ggn_diagonal(fn: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor,
-                 targets: torch.Tensor) -> torch.Tensor:
+                 targets: torch.Tensor, mode: str = "auto") -> torch.Tensor:
     """diag(J^T H J) / B for the batch-mean cross-entropy of logits = fn(theta), H = diag(p) -
-    p p^T per sample, J = d logits / d theta (one JVP per coordinate). Equal to the exact
-    Hessian diagonal where the logits are linear in theta; never negative."""
+    p p^T per sample, J = d logits / d theta. Equal to the exact Hessian diagonal where the
+    logits are linear in theta; never negative. mode "forward": one JVP per coordinate;
+    "reverse": one batched VJP over the B*K logits; "auto": whichever needs fewer passes."""
     theta = theta.detach()
     with torch.no_grad():
         p = torch.softmax(fn(theta), dim=-1)
+    if mode not in ("auto", "forward", "reverse"):
+        raise ValueError(f"mode must be auto, forward or reverse, got {mode!r}")
+    if mode == "reverse" or (mode == "auto" and p.numel() < theta.numel()):
+        # fewer logits than switches (the DARTS space): one batched reverse pass is cheaper
+        return _ggn_diagonal_reverse(fn, theta, p)
     out = torch.zeros_like(theta)
     for i in range(theta.numel()):
         tangent = torch.zeros_like(theta).flatten()
@@ -87,6 +107,21 @@ def ggn_diagonal(fn: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor
         quad = (p * jv * jv).sum(-1) - (p * jv).sum(-1) ** 2   # variance of jv under p, >= 0
         out.view(-1)[i] = quad.clamp_min(0).mean()
     return out
+
+
+def _ggn_diagonal_reverse(fn, theta: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """The same quantity as `ggn_diagonal` from the full Jacobian J (B*K rows) built by ONE
+    forward and one batched backward (a vector-Jacobian product per logit): cheaper than one
+    JVP per coordinate where there are fewer logits than coordinates."""
+    t = theta.clone().requires_grad_()
+    logits = fn(t)
+    b, k = logits.shape
+    eye = torch.eye(b * k, dtype=logits.dtype, device=logits.device).view(b * k, b, k)
+    (jac,) = torch.autograd.grad(logits, t, grad_outputs=eye, is_grads_batched=True)
+    jac = jac.detach().reshape(b, k, -1)                       # d logit[b, c] / d theta
+    pj = p.unsqueeze(-1)
+    quad = (pj * jac * jac).sum(1) - (pj * jac).sum(1) ** 2   # variance of J[:, i] under p
+    return quad.clamp_min(0).mean(0).view_as(theta)
 
 
 class BayesNAS(SearchMethod):
@@ -117,7 +152,8 @@ class BayesNAS(SearchMethod):
     def profile_overrides(cls, space: str, profile: str) -> dict:
         out = super().profile_overrides(space, profile)
         if profile == "smoke":  # one JVP per switch (30 on NB201): keep the smoke run quick
-            out["method_options"] = {"curvature_batch_size": 8}
+            # DARTS space: 252 switches, so the curvature takes a pass per logit (B*10): 2 images
+            out["method_options"] = {"curvature_batch_size": 2 if space == "darts" else 8}
         return out
 
     def make_arch_optimizer(self) -> torch.optim.Optimizer:
@@ -214,7 +250,22 @@ class BayesNAS(SearchMethod):
             out[k] = sc
         return out
 
+    def derive_magnitudes(self) -> Weights:
+        """Op gammas as non-negative weights: `none` column 0, rows of pruned edges
+        (gamma_e < threshold) 0."""
+        out = {}
+        for k, ge in self.gamma_edge.items():
+            m = self.gamma_op[k].detach().cpu().clone().abs()
+            if self.none_col is not None:
+                m[..., self.none_col] = 0.0
+            m[ge.cpu() < self.opts.threshold] = 0.0
+            out[k] = m
+        return out
+
     def derive(self) -> str:
+        by_weight = getattr(self.space, "derive_weights", None)
+        if by_weight is not None:  # a space whose rule ranks edges by weight (DARTS)
+            return by_weight(self.derive_magnitudes())
         return self.space.derive(self.derive_scores())
 
     def arch_record(self) -> dict:

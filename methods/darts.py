@@ -1,7 +1,8 @@
 """DARTS (Liu, Simonyan & Yang, ICLR 2019), first and second order.
 
 First order (`darts`): alpha follows grad_alpha L_val(w, alpha) (the base class hooks).
-Source step order on NB201: AutoDL's DARTS-V1 takes the weight step first.
+Source step order on NB201: AutoDL's DARTS-V1 takes the weight step first; on the DARTS
+space the authors' train_search.py takes the architecture step first (both orders).
 
 Second order (`darts-2nd`), REFERENCE.md section 3:
   w' = w - xi * (grad_w L_train(w) + mu * buf + wd * w),  xi = current weight lr,
@@ -19,6 +20,12 @@ from methods.base import Batch, SearchMethod, StepContext, accuracy
 class Darts(SearchMethod):
     name = "darts"
     arch_first = False
+
+    @classmethod
+    def profile_overrides(cls, space: str, profile: str) -> dict:
+        # DARTS space: the authors' train_search.py calls architect.step before the weight
+        # step in both orders (quark0/darts cnn/train_search.py `train`).
+        return {"arch_first": True if space == "darts" else cls.arch_first}
 
 
 def _grads(loss, tensors) -> list[torch.Tensor]:

@@ -11,7 +11,12 @@ NB201 settings (AutoDL-Projects' RANDOM-NAS, REFERENCE.md): 250 epochs, 100 cand
 validation batch of 512: the `paper` profile applies them. Assumed: the other weight
 settings follow the profile (AutoDL's NB201 protocol); the selection each epoch
 (`select_every` 1); before the first selection (epoch 0) the genotype is one uniform sample.
-Space-agnostic: uses only sample_weights and derive.
+DARTS space (Li & Talwalkar's CNN code): 100 epochs, 1000 candidates on 640 validation
+images, selection every 10 epochs (assumed); the source then re-scores its top 10 on the whole
+validation half, a second stage not implemented here. Their grad_clip default (0.25) is the
+PTB setting; the CNN value is not stated in the code, so the profile's 5 is kept (assumed).
+Space-agnostic: uses only sample_weights and derive (on the DARTS space a sample is a whole
+DARTS cell pair: 2 inputs per node, as their `sample_arch`).
 """
 from __future__ import annotations
 
@@ -53,6 +58,16 @@ class RandomWS(SearchMethod):
         out: dict[str, Any] = {"arch_first": cls.arch_first}
         if space == "nb201" and profile == "paper":
             out["epochs"] = 250
+        if space == "darts" and profile == "paper":
+            # Li & Talwalkar's CNN code (liamcli/randomNAS_release searchers/
+            # random_weight_share.py, benchmarks/cnn/darts/darts_wrapper_discrete.py): 100
+            # epochs, batch 64, C=16, 8 cells; 1000 sampled cells, each scored on 10
+            # validation batches of 64 in eval mode. Selection every 10 epochs (assumed: the
+            # source selects once, at the end; 1000 candidates every epoch would cost more
+            # than the training).
+            out["epochs"] = 100
+            out["method_options"] = {"num_candidates": 1000, "valid_batch_size": 640,
+                                     "select_every": 10}
         if profile == "smoke":
             out["method_options"] = {"num_candidates": 8, "valid_batch_size": 64}
         return out

@@ -15,6 +15,10 @@ Architecture step: as DARTS first order (the base hooks). Weight step: abar = no
 Source values: epsilon 0.03 -> 0.3, 7 steps, step 2*eps/7 (SDARTS paper and code). On NB201
 the SDARTS code's protocol differs from AutoDL's (100 epochs, wd 3e-4, no Nesterov, contiguous
 halves, BN track_running_stats=True, architecture step first): the `paper` profile applies it.
+DARTS space: the SDARTS code's sota/cnn/train_search.py uses the DARTS values (50 epochs,
+batch 64, lr 0.025 -> 0.001, wd 3e-4, momentum 0.9, first/second halves of the training set,
+architecture step first, epsilon_alpha 0.3 ramped from 0.03): the space's `paper` profile,
+no override. Its search network file (sota/cnn/model_search.py) was not readable here.
 Space-agnostic: every architecture tensor's last dim is treated as one simplex row.
 """
 from __future__ import annotations

@@ -5,6 +5,7 @@ import importlib
 
 _SPACES = {
     "nb201": "spaces.nb201:NB201Space",
+    "darts": "spaces.darts:DartsSpace",
     "nb1shot1-s1": "spaces.nb1shot1:SPACES",
     "nb1shot1-s2": "spaces.nb1shot1:SPACES",
     "nb1shot1-s3": "spaces.nb1shot1:SPACES",

@@ -89,3 +89,17 @@ def test_smoke_profile_small_curvature_batch_paper_full():
     from benchmark.harness.config import resolve_config
     assert resolve_config("nb201", "bayesnas", 0, "smoke").method_options == {"curvature_batch_size": 8}
     assert resolve_config("nb201", "bayesnas", 0, "paper").method_options == {}
+
+
+def test_reverse_mode_curvature_equals_forward_mode():
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(4, 5, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (4,), generator=g)
+    w1 = torch.randn(5, 40, generator=g, dtype=torch.float64)
+    w2 = torch.randn(40, 3, generator=g, dtype=torch.float64)
+    fn = lambda t: torch.tanh((x @ w1) * t) @ w2 * t[:3].sum()  # noqa: E731
+    theta = torch.randn(40, generator=g, dtype=torch.float64)
+    fwd = ggn_diagonal(fn, theta, y, mode="forward")
+    rev = ggn_diagonal(fn, theta, y, mode="reverse")
+    assert fwd.abs().sum() > 0 and torch.allclose(fwd, rev, rtol=1e-10, atol=1e-12)
+    assert torch.equal(ggn_diagonal(fn, theta, y), rev)  # 12 logits < 40 switches: reverse
