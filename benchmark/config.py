@@ -80,6 +80,17 @@ def space_profile(space: str, profile: str) -> dict[str, Any]:
     return json.loads(json.dumps(table[profile]))  # a deep copy
 
 
+def apply_overrides(base: dict, overrides: dict[str, Any]) -> dict:
+    """A method's source overrides: config fields, or `supernet.<key>` for one model argument."""
+    out = json.loads(json.dumps(base))
+    for key, value in overrides.items():
+        if key.startswith("supernet."):
+            out.setdefault("supernet", {})[key[len("supernet."):]] = value
+        else:
+            out[key] = value
+    return out
+
+
 def _coerce(value: str, like: Any, key: str):
     """`--set key=value` text -> the type of the field's current value."""
     if isinstance(like, bool):
@@ -135,7 +146,7 @@ def resolve_config(space: str, method: str, seed: int, profile: str,
          if f.default is not dataclasses.MISSING}
     d.update(supernet={}, method_options={})
     d.update(space_profile(space, profile))
-    d.update(cls.profile_overrides(space, profile))
+    d = apply_overrides(d, cls.profile_overrides(space, profile))
     if epochs is not None:
         d["epochs"] = epochs
     d = apply_sets(d, sets or [], cls.option_names())

@@ -1,13 +1,17 @@
 """DARTS (Liu, Simonyan & Yang, ICLR 2019), first and second order.
 
 First order (`darts`): alpha follows grad_alpha L_val(w, alpha) (the base class hooks).
-Source step order on NB201: AutoDL's DARTS-V1 takes the weight step first.
+Step order: each benchmark's own DARTS protocol, i.e. the space profile's order. NB201:
+AutoDL-Projects exps/NAS-Bench-201-algos/DARTS-V1.py takes the weight step, then the
+architecture step. NAS-Bench-1Shot1: automl/nasbench-1shot1 optimizers/darts/train_search.py
+calls architect.step before the weight step (first and second order alike).
 
 Second order (`darts-2nd`), REFERENCE.md section 3:
   w' = w - xi * (grad_w L_train(w) + mu * buf + wd * w),  xi = current weight lr,
   g  = grad_alpha L_val(w') - xi * [grad_alpha L_train(w+) - grad_alpha L_train(w-)] / (2r),
   w+- = w +- r v,  v = grad_w' L_val(w'),  r = 0.01 / ||v||.
-Source step order: AutoDL's DARTS-V2 takes the architecture step first.
+Step order: architecture first on every space (AutoDL-Projects DARTS-V2.py on NB201; the
+1Shot1 train_search.py with --unrolled on NAS-Bench-1Shot1).
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ from methods.base import Batch, SearchMethod, StepContext, accuracy
 
 class Darts(SearchMethod):
     name = "darts"
-    arch_first = False
+    arch_first = None  # the space profile's order (see the module docstring)
 
 
 def _grads(loss, tensors) -> list[torch.Tensor]:

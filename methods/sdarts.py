@@ -15,6 +15,11 @@ Architecture step: as DARTS first order (the base hooks). Weight step: abar = no
 Source values: epsilon 0.03 -> 0.3, 7 steps, step 2*eps/7 (SDARTS paper and code). On NB201
 the SDARTS code's protocol differs from AutoDL's (100 epochs, wd 3e-4, no Nesterov, contiguous
 halves, BN track_running_stats=True, architecture step first): the `paper` profile applies it.
+On NAS-Bench-1Shot1 the SDARTS code (chenxiangning/SmoothDARTS, its 1Shot1 copy of
+optimizers/darts/train_search.py) keeps the 1Shot1 protocol but defaults to 100 epochs, and
+its README commands do not change that: the `paper` profile runs 100 epochs there. (Read in
+that repository for issue 11; it is not in this project's source index, so it was not
+re-read here.) Step order: architecture first on every space (the SDARTS code's loops).
 Space-agnostic: every architecture tensor's last dim is treated as one simplex row.
 """
 from __future__ import annotations
@@ -25,7 +30,6 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from benchmark.config import space_profile
 from methods.base import Batch, SearchMethod, StepContext
 from spaces.base import Weights
 
@@ -95,10 +99,10 @@ class _Sdarts(SearchMethod):
     def profile_overrides(cls, space: str, profile: str) -> dict[str, Any]:
         out: dict[str, Any] = {"arch_first": True}
         if space == "nb201" and profile == "paper":
-            supernet = space_profile(space, profile)["supernet"]
-            supernet["track_running_stats"] = True
-            out.update(epochs=100, w_weight_decay=3e-4, w_nesterov=False, split="contiguous",
-                       supernet=supernet)
+            out.update({"epochs": 100, "w_weight_decay": 3e-4, "w_nesterov": False,
+                        "split": "contiguous", "supernet.track_running_stats": True})
+        elif space.startswith("nb1shot1") and profile == "paper":
+            out["epochs"] = 100  # SmoothDARTS 1Shot1 train_search.py default (see above)
         return out
 
 

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from benchmark.config import resolve_config
@@ -50,6 +51,20 @@ def test_paper_profile_follows_sdarts_code_smoke_stays_small():
     assert cfg.supernet["track_running_stats"] is True and cfg.supernet["C"] == 16
     smoke = resolve_config("nb201", "sdarts-rs", 0, "smoke")
     assert smoke.epochs == 2 and smoke.supernet["C"] == 4
+    # the dotted override changes one supernet argument; the profile's others stay
+    assert cfg.supernet == {**resolve_config("nb201", "darts", 0, "paper").supernet,
+                            "track_running_stats": True}
+
+
+@pytest.mark.parametrize("method", ["sdarts-rs", "sdarts-adv"])
+@pytest.mark.parametrize("space", ["nb1shot1-s1", "nb1shot1-s2", "nb1shot1-s3"])
+def test_1shot1_paper_profile_runs_100_epochs(space, method):
+    """SmoothDARTS' 1Shot1 train_search.py defaults to 100 epochs; the rest is 1Shot1's."""
+    cfg, base = resolve_config(space, method, 0, "paper"), resolve_config(space, "darts", 0, "paper")
+    assert cfg.epochs == 100 and base.epochs == 50
+    assert (cfg.w_weight_decay, cfg.split, cfg.supernet, cfg.arch_first) == \
+        (base.w_weight_decay, base.split, base.supernet, True)
+    assert resolve_config(space, method, 0, "smoke").epochs == 2
 
 
 def test_sdarts_rs_end_to_end(tmp_path):
