@@ -151,3 +151,29 @@ def test_resume_draws_the_same_candidate_batches(tmp_path, cifar, benchmarks, mo
     ra, rb = read_jsonl(f"{_run_dir(ref)}/epochs.jsonl"), read_jsonl(f"{_run_dir(cut)}/epochs.jsonl")
     assert ra[2]["diagnostics"]["valid_images"] == 12 * 8
     assert [strip_timing(r) for r in ra] == [strip_timing(r) for r in rb]
+
+
+def test_the_loop_hands_candidates_test_transform_batches_of_the_architecture_half(tmp_path, monkeypatch):
+    """Through the real loop: ctx.eval_batches yields the architecture half's images exactly as
+    normalised originals (no crop, no flip), with their labels."""
+    from benchmark.data import MEAN, STD, find_split_file, make_split
+    from benchmark.worker import cached_data
+    from tests.e2e import BENCH, DATA
+    got = []
+    real = RandomWS.select
+
+    def spy(self, ctx):
+        got.append(next(ctx.eval_batches(16)))
+        return real(self, ctx)
+    monkeypatch.setattr(RandomWS, "select", spy)
+    run_tiny("random-ws", tmp_path)
+    data = cached_data(str(DATA))
+    _, valid, _ = make_split("official", len(data.y_train), 0, find_split_file(BENCH))
+    raw = torch.from_numpy(data.x_train[valid[:32]]).permute(0, 3, 1, 2).float() / 255
+    originals = (raw - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+    labels = torch.from_numpy(data.y_train[valid[:32]])
+    (x, y), = got
+    assert len(y) == 16
+    for img, label in zip(x, y):
+        hits = [i for i in range(32) if torch.allclose(originals[i], img, atol=1e-6)]
+        assert len(hits) == 1 and labels[hits[0]] == label
