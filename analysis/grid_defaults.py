@@ -16,7 +16,7 @@ if not __package__:  # run as a script: make the repo importable
 
 def scorable_spaces(bench: str | None) -> tuple[list[str], dict[str, str]]:
     """(spaces whose benchmark table is found, {skipped space: why})."""
-    from benchmark.score import load_scorer
+    from benchmark.harness.scoring import load_scorer
     from spaces import available, get_space
     ok, skipped, found = [], {}, {}
     for name in available():
@@ -27,7 +27,7 @@ def scorable_spaces(bench: str | None) -> tuple[list[str], dict[str, str]]:
             continue
         if kind not in found:
             try:
-                found[kind] = load_scorer(kind, bench if bench and Path(bench).is_dir() else None)
+                found[kind] = load_scorer(name, bench if bench and Path(bench).is_dir() else None)
             except Exception as e:
                 found[kind] = (None, f"{type(e).__name__}: {e}")
         scorer, msg = found[kind]

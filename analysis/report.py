@@ -19,7 +19,7 @@ import pandas as pd  # noqa: E402
 
 from analysis import collect as C, plots as P, stats as S, tables as T  # noqa: E402
 
-# md5 (benchmark/data.py: of the decoded x_train/y_train arrays) of CIFAR-10 copies known to
+# md5 (benchmark/harness/data.py: of the decoded x_train/y_train arrays) of CIFAR-10 copies known to
 # equal the official archive's pixels. None is documented yet: the official archive's md5 under
 # this definition is unknown here, so every copy counts as non-official until one is added.
 OFFICIAL_DATA_MD5: dict[str, str] = {}

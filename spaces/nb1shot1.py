@@ -36,11 +36,20 @@ _DEFS = {
             valid_min_error=0.04847759008407593),
 }
 
+# Search protocols (SearchConfig fields): NAS-Bench-1Shot1 (Zela et al. 2020; REFERENCE.md
+# section 2; automl/nasbench-1shot1 optimizers/darts/train_search.py).
+_COMMON = dict(split="contiguous", w_weight_decay=3e-4, w_nesterov=False, arch_first=True)
+PROFILES = {
+    "paper": dict(epochs=50, batch_size=96, supernet=dict(C=16, layers=9), hessian_every=5, **_COMMON),
+    "smoke": dict(epochs=2, batch_size=32, train_subset=256, supernet=dict(C=4, layers=3), **_COMMON),
+}
+
 Parents = tuple[tuple[int, ...], ...]   # per node 1..steps+1, sorted parent ids
 
 
 class OneShot1Space:
-    benchmark: str = 'nb101'
+    benchmark: str = 'nb101'  # scored through the NB101 table (benchmark/harness/scoring.py)
+    profiles = PROFILES
     zero_op: int | None = None  # no `none` op: every choice is a real operation
 
     def __init__(self, index: int):

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spaces.nb201 import EDGES, NUM_NODES, SearchCell, Supernet
+from spaces.nb201_cells import EDGES, NUM_NODES, SearchCell, Supernet
 from spaces.nb201_ops import OPS
 
 _SKIP, _C1, _C3, _POOL = (OPS.index(o) for o in ("skip_connect", "nor_conv_1x1", "nor_conv_3x3",

@@ -15,10 +15,10 @@ def run_tiny(method: str, tmp_path: Path, sets: list[str] | None = None, epochs:
     """Smoke profile, `epochs` epoch(s), 32 images per half (one step of the smoke batch); returns the epoch records."""
     if not DATA.is_file():
         pytest.skip(f"CIFAR-10 not found at {DATA}; set NAS_DATA")
-    from benchmark.config import resolve_config
-    from benchmark.data import find_split_file, make_split
-    from benchmark.grid import RunSpec
-    from benchmark.worker import Job, cached_data, execute
+    from benchmark.harness.config import resolve_config
+    from benchmark.harness.data import find_split_file, make_split
+    from benchmark.harness.grid import RunSpec
+    from benchmark.harness.worker import Job, cached_data, execute
     split = find_split_file(BENCH)
     if split is None:
         pytest.skip(f"no cifar-split.txt under {BENCH}; set NAS_BENCHMARKS")

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.config import resolve_config
-from benchmark.hessian import dominant_eigenvalue, hessian_max_eig
+from benchmark.harness.config import resolve_config
+from benchmark.harness.hessian import dominant_eigenvalue, hessian_max_eig
 
 
 def _quadratic(eigs, seed=0):

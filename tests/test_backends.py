@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import backends
-from benchmark.records import read_jsonl, strip_timing
-from benchmark.run import main
+from benchmark.harness import backends
+from benchmark.harness.records import read_jsonl, strip_timing
+from benchmark.harness.run_cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("NAS_DATA") or ROOT.parent / "shared/data/cifar10/cifar10.npz")

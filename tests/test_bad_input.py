@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import benchmark.loop as loop
-import benchmark.worker as worker
-from benchmark import run as run_cli
-from benchmark.records import read_json, read_jsonl
-from benchmark.run import build_parser, plan
-from benchmark.worker import execute
+import benchmark.harness.loop as loop
+import benchmark.harness.worker as worker
+from benchmark.harness import run_cli
+from benchmark.harness.records import read_json, read_jsonl
+from benchmark.harness.run_cli import build_parser, plan
+from benchmark.harness.worker import execute
 
 def _snapshot(root: Path) -> dict[str, str]:
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()

@@ -1,6 +1,6 @@
 import torch
 
-from benchmark.config import resolve_config
+from benchmark.harness.config import resolve_config
 from methods.balenas import Balenas
 from spaces.nb201 import NB201Space
 from tests.e2e import check_layout, run_tiny

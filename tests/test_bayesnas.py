@@ -46,7 +46,7 @@ def test_hard_update_formula():
 
 
 def test_derivation_rule_on_nb201():
-    from benchmark.config import resolve_config
+    from benchmark.harness.config import resolve_config
     from spaces.nb201 import NB201Space, parse_arch
     space = NB201Space()
     cfg = resolve_config("nb201", "bayesnas", 0, "smoke", sets=["method.threshold=0.5"])
@@ -62,7 +62,7 @@ def test_derivation_rule_on_nb201():
 
 def test_bayesnas_on_a_space_without_none_uses_the_spaces_rule():
     """1Shot1 (no `none` op): nothing masked; op argmax and top-k parents by gamma."""
-    from benchmark.config import resolve_config
+    from benchmark.harness.config import resolve_config
     from spaces import get_space
     space = get_space("nb1shot1-s1")
     cfg = resolve_config("nb1shot1-s1", "bayesnas", 0, "smoke")
@@ -86,7 +86,7 @@ def test_bayesnas_end_to_end(tmp_path):
 
 
 def test_smoke_profile_small_curvature_batch_paper_full():
-    from benchmark.config import resolve_config
+    from benchmark.harness.config import resolve_config
     assert resolve_config("nb201", "bayesnas", 0, "smoke").method_options == {"curvature_batch_size": 8}
     assert resolve_config("nb201", "bayesnas", 0, "paper").method_options == {}
 
@@ -94,7 +94,7 @@ def test_smoke_profile_small_curvature_batch_paper_full():
 def test_curvature_scale_sum_is_batch_times_mean_and_default_is_sum():
     """H(sum) = B * H(mean), in ggn_diagonal and in the method; the default is the authors'
     sum over the batch (BayesNAS search/Algorithm.py, hessian_control_scalar)."""
-    from benchmark.config import resolve_config
+    from benchmark.harness.config import resolve_config
     from spaces.nb201 import NB201Space
     feats, y, theta = _linear_problem()
     fn = lambda t: torch.tanh(torch.einsum("nkc,k->nc", feats, t))  # noqa: E731
@@ -125,14 +125,14 @@ def test_curvature_scale_sum_is_batch_times_mean_and_default_is_sum():
 
 def test_curvature_scale_rejects_unknown_values():
     import pytest
-    from benchmark.config import resolve_config
+    from benchmark.harness.config import resolve_config
     with pytest.raises(ValueError, match="curvature_scale"):
         resolve_config("nb201", "bayesnas", 0, "smoke", sets=["method.curvature_scale=max"])
 
 
 def test_update_applies_the_child_gamma_rule():
     """gamma_op <- (1/gamma_op' + 1/gamma_edge')^-1 after both HARD updates, from a known H."""
-    from benchmark.config import resolve_config
+    from benchmark.harness.config import resolve_config
     from spaces.nb201 import NB201Space
     space = NB201Space()
     cfg = resolve_config("nb201", "bayesnas", 0, "smoke")

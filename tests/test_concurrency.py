@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmark.records import read_json, read_jsonl
+from benchmark.harness.records import read_json, read_jsonl
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--spaces", "nb201", "--profile", "smoke", "--set", "train_subset=64", "--threads", "1",

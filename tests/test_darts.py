@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from benchmark.config import resolve_config
+from benchmark.harness.config import resolve_config
 from methods.base import StepContext
 from methods.darts import Darts, Darts2nd, unrolled_arch_grad
 from spaces.base import softmax_last

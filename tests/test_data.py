@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.data import (MEAN, STD, BatchStream, DataError, find_split_file, load_cifar10,
+from benchmark.harness.data import (MEAN, STD, BatchStream, DataError, find_split_file, load_cifar10,
                             make_split, read_split_file)
 from benchmark.errors import BenchmarkFileError
 

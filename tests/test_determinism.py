@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-import benchmark.loop as loop
-from benchmark.records import read_json, read_jsonl, strip_timing
-from benchmark.run import build_parser, plan
-from benchmark.worker import execute
+import benchmark.harness.loop as loop
+from benchmark.harness.records import read_json, read_jsonl, strip_timing
+from benchmark.harness.run_cli import build_parser, plan
+from benchmark.harness.worker import execute
 from methods.registry import available as methods
 
 TINY = ["--profile", "smoke", "--set", "train_subset=64", "--threads", "1", "--no-progress"]

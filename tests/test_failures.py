@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmark import run as run_cli
-from benchmark.loop import DivergenceError
-from benchmark.records import read_json, read_jsonl
-from benchmark.run import build_parser, plan, summarize
-from benchmark.worker import execute
+from benchmark.harness import run_cli
+from benchmark.harness.loop import DivergenceError
+from benchmark.harness.records import read_json, read_jsonl
+from benchmark.harness.run_cli import build_parser, plan, summarize
+from benchmark.harness.worker import execute
 from methods import registry
 from methods.darts import Darts
 

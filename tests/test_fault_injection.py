@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from benchmark.records import read_json, read_jsonl, strip_timing
+from benchmark.harness.records import read_json, read_jsonl, strip_timing
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEP = ["--methods", "darts,darts-2nd", "--spaces", "nb201", "--seeds", "0-1", "--epochs", "3",

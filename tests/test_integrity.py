@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from benchmark.errors import BenchmarkFileError
-from benchmark.integrity import KNOWN_SHA256, sha256_file, verify_official
-from benchmark.nb101_convert import OFFICIAL_SHA256
-from benchmark.nb201_table import NB201Table
+from benchmark.tabular.integrity import KNOWN_SHA256, sha256_file, verify_official
+from benchmark.tabular.nb101_convert import OFFICIAL_SHA256
+from benchmark.tabular.nb201_table import NB201Table
 
 REPO = Path(__file__).resolve().parents[1]
 

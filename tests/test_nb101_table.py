@@ -4,11 +4,11 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from benchmark import nb101_convert
+from benchmark.tabular import nb101_convert
 from benchmark.errors import BenchmarkFileError
-from benchmark.nb101_table import NB101_HELP, TABLE_NAME, NB101Table, find_nb101_table
-from benchmark.nb101_synthetic import write_synthetic
-from benchmark.nb101_tfrecord import encode_record, make_metrics, write_frames
+from benchmark.tabular.nb101_table import NB101_HELP, TABLE_NAME, NB101Table, find_nb101_table
+from benchmark.tabular.nb101_synthetic import write_synthetic
+from benchmark.tabular.nb101_tfrecord import encode_record, make_metrics, write_frames
 
 
 def run_main(*argv):
@@ -83,7 +83,7 @@ def test_bad_table_files(tmp_path):
 
 
 def test_default_dir_env(monkeypatch, tmp_path):
-    from benchmark.nb101_table import default_benchmarks_dir
+    from benchmark.tabular.nb101_table import default_benchmarks_dir
     monkeypatch.setenv('NAS_BENCHMARKS', str(tmp_path / 'a'))
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'b'))
     assert default_benchmarks_dir() == tmp_path / 'a'

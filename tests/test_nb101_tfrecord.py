@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from benchmark.errors import BenchmarkFileError
-from benchmark import nb101_tfrecord as tfr
-from benchmark.nb101_synthetic import write_synthetic
+from benchmark.tabular import nb101_tfrecord as tfr
+from benchmark.tabular.nb101_synthetic import write_synthetic
 
 
 def test_crc32c_and_mask_known_values():

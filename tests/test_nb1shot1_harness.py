@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.nb101_tfrecord import encode_record, make_metrics, write_frames
-from benchmark.records import read_jsonl
+from benchmark.tabular.nb101_tfrecord import encode_record, make_metrics, write_frames
+from benchmark.harness.records import read_jsonl
 from spaces import get_space
 from spaces.nb101 import module_hash
 

@@ -16,8 +16,8 @@ import pytest
 torch = pytest.importorskip("torch")
 api_utils = pytest.importorskip("nas_201_api.api_utils")
 
-from benchmark import prepare  # noqa: E402
-from benchmark.nb201_table import NB201Table  # noqa: E402
+from benchmark.tabular import prepare_cli as prepare  # noqa: E402
+from benchmark.tabular.nb201_table import NB201Table  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ARCHS = [

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.errors import BenchmarkFileError
-from benchmark.nb201_table import (ACC_COLUMNS, CSV_12, CSV_200, METRICS, N_CELLS, NB201Table,
+from benchmark.tabular.nb201_table import (ACC_COLUMNS, CSV_12, CSV_200, METRICS, N_CELLS, NB201Table,
                                    find_nb201_table)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -170,7 +170,7 @@ def test_load_does_not_import_pandas(table, tmp_path):
     import sys
 
     path = table.save(tmp_path / "nb201.parquet")
-    code = ("import sys; from benchmark.nb201_table import NB201Table; "
+    code = ("import sys; from benchmark.tabular.nb201_table import NB201Table; "
             f"t = NB201Table.load({str(path)!r}); t.query(6111, 'cifar10_test', '200'); "
             "print('pandas' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)

@@ -1,6 +1,6 @@
 import torch
 
-from benchmark.config import resolve_config
+from benchmark.harness.config import resolve_config
 from methods.random_ws import RandomWS
 from spaces.nb201 import NB201Space
 from tests.e2e import check_layout, run_tiny
@@ -86,7 +86,7 @@ def test_candidates_get_distinct_unaugmented_batches_of_the_architecture_half():
     """Each candidate its own batch: consecutive batches of shuffled passes over the half,
     with the test transform (pixels exactly the normalised originals: no crop, no flip)."""
     import numpy as np
-    from benchmark.data import MEAN, STD, BatchStream, endless
+    from benchmark.harness.data import MEAN, STD, BatchStream, endless
     g = np.random.default_rng(0)
     raw = g.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
     labels = np.arange(40) % 10
@@ -128,9 +128,9 @@ def test_resume_draws_the_same_candidate_batches(tmp_path, cifar, benchmarks, mo
     (so which images a candidate sees depends on the generator), an interrupted and resumed
     run selects exactly as an uninterrupted one."""
     import pytest
-    import benchmark.loop as loop
-    from benchmark.records import read_jsonl, strip_timing
-    from benchmark.worker import execute
+    import benchmark.harness.loop as loop
+    from benchmark.harness.records import read_jsonl, strip_timing
+    from benchmark.harness.worker import execute
     from tests.test_determinism import _job, _run_dir
     args = ("--methods", "random-ws", "--spaces", "nb201", "--seeds", "3", "--epochs", "2",
             "--set", "method.valid_batch_size=8", "--set", "method.num_candidates=12")
@@ -156,8 +156,8 @@ def test_resume_draws_the_same_candidate_batches(tmp_path, cifar, benchmarks, mo
 def test_the_loop_hands_candidates_test_transform_batches_of_the_architecture_half(tmp_path, monkeypatch):
     """Through the real loop: ctx.eval_batches yields the architecture half's images exactly as
     normalised originals (no crop, no flip), with their labels."""
-    from benchmark.data import MEAN, STD, find_split_file, make_split
-    from benchmark.worker import cached_data
+    from benchmark.harness.data import MEAN, STD, find_split_file, make_split
+    from benchmark.harness.worker import cached_data
     from tests.e2e import BENCH, DATA
     got = []
     real = RandomWS.select

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.records import read_json, read_jsonl
+from benchmark.harness.records import read_json, read_jsonl
 from spaces.nb201 import parse_arch
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from benchmark.config import resolve_config
+from benchmark.harness.config import resolve_config
 from methods.sdarts import clip_simplex, epsilon, pgd_attack, SdartsOptions
 from tests.e2e import check_layout, run_tiny
 

@@ -15,7 +15,7 @@ Sources (REFERENCE.md section 1):
 """
 import pytest
 
-from benchmark.config import PROFILES, resolve_config
+from benchmark.harness.config import PROFILES, resolve_config
 from methods.registry import available as methods
 from spaces import available as spaces
 

@@ -15,11 +15,11 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.config import SearchConfig
-from benchmark.data import Cifar10, load_cifar10, make_split
-from benchmark.grid import RunSpec
-from benchmark.records import atomic_write_json
-from benchmark.rundir import IdentityMismatch, RunDir
+from benchmark.harness.config import SearchConfig
+from benchmark.harness.data import Cifar10, load_cifar10, make_split
+from benchmark.harness.grid import RunSpec
+from benchmark.harness.records import atomic_write_json
+from benchmark.harness.rundir import IdentityMismatch, RunDir
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def cached_data(path: str, download: bool = False) -> Cifar10:
 
 def _git_commit() -> str | None:
     try:
-        root = Path(__file__).resolve().parents[1]
+        root = Path(__file__).resolve().parents[2]
         return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                               text=True, timeout=5).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
@@ -92,9 +92,8 @@ def execute(job: Job, wait: bool = False) -> Outcome:
     this blocks until that worker ends, then reports the run as it left it (or takes it over
     if that worker died)."""
     import torch
-    from benchmark.loop import run_search
-    from benchmark.score import load_scorer
-    from spaces import get_space
+    from benchmark.harness.loop import run_search
+    from benchmark.harness.scoring import load_scorer
 
     spec, cfg = job.spec, job.config
     rd = RunDir(job.out, spec.space, spec.method, spec.seed)
@@ -123,7 +122,7 @@ def execute(job: Job, wait: bool = False) -> Outcome:
             data = cached_data(job.data_path, job.download)
             split = make_split(cfg.split, len(data.y_train), cfg.seed,
                                Path(job.split_file) if job.split_file else None)
-            scorer, _ = load_scorer(get_space(cfg.space).benchmark, job.benchmarks, cfg.score_hp)
+            scorer, _ = load_scorer(cfg.space, job.benchmarks, cfg.score_hp)
             genotype = run_search(cfg, rd, data, split[:2], job.device, scorer, job.progress)
         except Exception as e:  # one run's failure must not stop the grid
             reason = f"{type(e).__name__}: {e}"

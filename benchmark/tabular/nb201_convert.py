@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import BenchmarkFileError
-from benchmark.nb201_table import (ACC_COLUMNS, COST_COLUMNS, CSV_12, CSV_200, HPS, N_CELLS,
+from benchmark.tabular.nb201_table import (ACC_COLUMNS, COST_COLUMNS, CSV_12, CSV_200, HPS, N_CELLS,
                                    TABLE_FILE, NB201Table, default_benchmarks_dir)
 
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
-CONVERTER = "benchmark.nb201_convert"
+CONVERTER = "benchmark.tabular.nb201_convert"
 
 # metric -> (API dataset key, get_more_info key); see REFERENCE.md section 1
 METRIC_SOURCES: dict[str, tuple[str, str]] = {
@@ -106,7 +106,7 @@ def convert(source: Path, *, allow_partial: bool = False, progress: bool = True)
     table.metadata.update(source=source.name, source_kind=kind,
                           converter=f"{CONVERTER} ({version})")
     if source.is_file():  # no published checksum to verify against: recorded for provenance
-        from benchmark.integrity import sha256_file
+        from benchmark.tabular.integrity import sha256_file
         table.metadata["source_sha256"] = sha256_file(source)
     return table
 

@@ -6,7 +6,7 @@ is scored by `methods.proxies.score` on one fixed batch of CIFAR-10 TRAINING ima
 (normalised, not augmented). Published reference: NASWOT on NB201 CIFAR-10, about 0.7-0.8
 (Mellor et al. 2021). Prints a table; exit 0 on success, 2 on bad input.
 
-  python benchmark/proxy_fidelity.py --data cifar10.npz --benchmarks DIR [--archs 200]
+  python -m benchmark.measure.proxy_fidelity --data cifar10.npz --benchmarks DIR [--archs 200]
 """
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 
 if not __package__:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python benchmark/proxy_fidelity.py", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m benchmark.measure.proxy_fidelity", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=os.environ.get("NAS_DATA"), help="CIFAR-10 .npz or torchvision root (default $NAS_DATA)")
     p.add_argument("--benchmarks", default=os.environ.get("NAS_BENCHMARKS"),
@@ -37,9 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from scipy.stats import kendalltau, spearmanr
 
-    from benchmark.data import MEAN, STD, DataError, load_cifar10
+    from benchmark.harness.data import MEAN, STD, DataError, load_cifar10
     from benchmark.errors import BenchmarkFileError
-    from benchmark.nb201_table import find_nb201_table
+    from benchmark.tabular.nb201_table import find_nb201_table
     from methods.proxies import PROXIES, score
     from spaces.nb201 import NUM_ARCHS, network
 

@@ -8,7 +8,7 @@ Peak memory: CUDA's allocator peak; on CPU the peak resident memory of one step 
 built model, in a fresh process (`--no-cpu-memory` skips those processes). With a GPU: throughput of K runs packed
 on it (K processes stepping at once) vs one run.
 
-    python benchmark/speed.py [--methods darts] [--devices cpu,cuda:0] [--repeats 5]
+    python -m benchmark.measure.speed [--methods darts] [--devices cpu,cuda:0] [--repeats 5]
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 if not __package__:  # run as a script: make the repo importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import torch  # noqa: E402
 
@@ -39,8 +39,8 @@ CUDA_VARIANTS = ("reference", "fast", "fast-bf16")
 def make_step(method: str, variant: str, device: str, batch: int, seed: int = 0):
     """A zero-argument callable doing one search step of `method` with the given supernet."""
     import dataclasses
-    from benchmark.config import resolve_config
-    from benchmark.loop import search_step
+    from benchmark.harness.config import resolve_config
+    from benchmark.harness.loop import search_step
     from methods.base import StepContext
     from methods.registry import get_method
     from spaces import get_space
@@ -104,9 +104,9 @@ def _step_peak_mib(method: str, variant: str, batch: int) -> float:
 def cpu_peak_mib(method: str, variant: str, batch: int, threads: int | None) -> float | None:
     """Peak resident memory of one CPU step (a fresh process each, so no variant inherits
     another's freed-but-kept pages); None where /proc is not Linux's."""
-    code = (f"import sys, torch; sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
+    code = (f"import sys, torch; sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})\n"
             + (f"torch.set_num_threads({threads})\n" if threads else "")
-            + "from benchmark.speed import _step_peak_mib\n"
+            + "from benchmark.measure.speed import _step_peak_mib\n"
             f"print(_step_peak_mib({method!r}, {variant!r}, {batch}))\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     try:
@@ -147,7 +147,7 @@ def packed_throughput(k: int, method: str, variant: str, device: str, batch: int
 
 def main(argv: list[str] | None = None) -> int:
     from methods.registry import available
-    p = argparse.ArgumentParser(prog="python benchmark/speed.py", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m benchmark.measure.speed", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--methods", default=",".join(available()), help="comma list (default: all registered)")
     p.add_argument("--devices", default=None, help="comma list (default: cpu, plus cuda:0 when present)")

@@ -10,7 +10,7 @@ from typing import Iterator
 
 import numpy as np
 
-from benchmark.nb101_tfrecord import encode_record, make_metrics, write_frames
+from benchmark.tabular.nb101_tfrecord import encode_record, make_metrics, write_frames
 
 _OPS = ['conv3x3-bn-relu', 'conv1x1-bn-relu', 'maxpool3x3']
 

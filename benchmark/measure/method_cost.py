@@ -8,7 +8,7 @@ touch every method alike. Per-epoch work (BayesNAS' curvature update, BaLeNAS-TF
 selection, RSPS' candidate scoring) is not in a step; --epoch-extras times it once.
 Prints a table; exit 0, or 2 on bad input.
 
-  python benchmark/method_cost.py [--repeats 5] [--C 16 --N 5 --batch 64]
+  python -m benchmark.measure.method_cost [--repeats 5] [--C 16 --N 5 --batch 64]
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 if not __package__:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 # (label, registry name, extra --set items, baseline label)
 ENTRIES = [
@@ -37,8 +37,8 @@ ENTRIES = [
 
 def build(name: str, sets: list[str], C: int, N: int, batch: int, seed: int = 0):
     import torch
-    from benchmark.config import resolve_config
-    from benchmark.loop import search_step
+    from benchmark.harness.config import resolve_config
+    from benchmark.harness.loop import search_step
     from methods.base import StepContext
     from methods.registry import get_method
     from spaces import get_space
@@ -72,7 +72,7 @@ def build(name: str, sets: list[str], C: int, N: int, batch: int, seed: int = 0)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python benchmark/method_cost.py", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m benchmark.measure.method_cost", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repeats", type=int, default=5, help="interleaved timed rounds (default 5)")
     p.add_argument("--C", type=int, default=16, help="supernet channels (default 16, paper)")

@@ -186,7 +186,7 @@ class NB201Table:
                 raise BenchmarkFileError(csv_12, f"arch strings disagree with {csv_200.name}")
             cols.update({c: v[order] for c, v in cols12.items()})
         sources = csv_200.name + (f" + {Path(csv_12).name}" if csv_12 is not None else "")
-        meta = {"source": sources, "converter": "benchmark.nb201_table.from_csv",
+        meta = {"source": sources, "converter": "benchmark.tabular.nb201_table.from_csv",
                 "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
         return cls(idx, arch, cols, meta, allow_partial=allow_partial, origin=csv_200)
 

@@ -1,7 +1,7 @@
 """Convert NB101's `nasbench_only108.tfrecord` into the suite's `nb101.parquet`.
 
 Dispatched as `python -m benchmark.prepare nb101 --source FILE [--out DIR] [--download]`;
-also runnable as `python -m benchmark.nb101_convert ...`. Streams the records (constant
+also runnable as `python -m benchmark.tabular.nb101_convert ...`. Streams the records (constant
 memory apart from ~45 bytes per record of compact arrays), keeps epochs == 108 only (so
 nasbench_full.tfrecord works too), groups the repeats by hash with numpy.
 """
@@ -23,9 +23,9 @@ import numpy as np
 from tqdm import tqdm
 
 from benchmark.errors import BenchmarkFileError
-from benchmark.integrity import sha256_file
-from benchmark.nb101_table import MAX_REPEATS, TABLE_NAME, default_benchmarks_dir, write_table
-from benchmark.nb101_tfrecord import CorruptRecordError, ModelMetrics, iter_frames
+from benchmark.tabular.integrity import sha256_file
+from benchmark.tabular.nb101_table import MAX_REPEATS, TABLE_NAME, default_benchmarks_dir, write_table
+from benchmark.tabular.nb101_tfrecord import CorruptRecordError, ModelMetrics, iter_frames
 
 OFFICIAL_URL = 'https://storage.googleapis.com/nasbench/nasbench_only108.tfrecord'
 OFFICIAL_SHA256 = '4c39c3936e36a85269881d659e44e61a245babcb72cb374eacacf75d0e5f4fd1'
@@ -149,7 +149,7 @@ def main(args: argparse.Namespace) -> int:
         print(f'error: {source} does not exist', file=sys.stderr)
         return 2
     try:  # a file under the official name must be the official file
-        from benchmark.integrity import verify_official
+        from benchmark.tabular.integrity import verify_official
         verify_official(source)
     except BenchmarkFileError as e:
         print(f'error: {e}', file=sys.stderr)

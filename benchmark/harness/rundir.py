@@ -15,7 +15,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from benchmark.records import atomic_write_json, read_json
+from benchmark.harness.records import atomic_write_json, read_json
 
 
 class IdentityMismatch(ValueError):

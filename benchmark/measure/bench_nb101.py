@@ -1,6 +1,6 @@
 """Benchmark the NB101 converter on a synthetic tfrecord of realistic record size.
 
-  python -m benchmark.bench_nb101 [--records 100000] [--keep DIR]
+  python -m benchmark.measure.bench_nb101 [--records 100000] [--keep DIR]
 
 Prints write, convert and load times, the converter's peak memory (max RSS of a child
 process running only the conversion), and the extrapolation to the real file's 1,270,872
@@ -21,7 +21,7 @@ GOAL_CONVERT_S, GOAL_MEM_GB, GOAL_LOAD_S = 300.0, 4.0, 1.0
 
 _CHILD = """
 import resource, sys, time
-from benchmark.nb101_convert import convert
+from benchmark.tabular.nb101_convert import convert
 t = time.perf_counter()
 convert(sys.argv[1], sys.argv[2], progress=False)
 print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
                     help='records to generate (3 per hash; default 100000)')
     ap.add_argument('--keep', help='write the files into this directory and keep them')
     args = ap.parse_args(argv)
-    from benchmark.nb101_synthetic import write_synthetic
-    from benchmark.nb101_table import NB101Table
+    from benchmark.tabular.nb101_synthetic import write_synthetic
+    from benchmark.tabular.nb101_table import NB101Table
 
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(args.keep or tmp)
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
               f'in {time.perf_counter() - t:.1f} s')
 
         # Child process so that max RSS measures the converter alone.
-        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+        env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
         r = subprocess.run([sys.executable, '-c', _CHILD, str(src), str(out)], env=env,
                            capture_output=True, text=True, check=True)
         secs, rss_kb = r.stdout.split()

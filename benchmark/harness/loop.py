@@ -16,10 +16,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from benchmark.config import SearchConfig
-from benchmark.data import BatchStream, Cifar10, endless
-from benchmark.records import append_jsonl, atomic_write, atomic_write_json, read_jsonl, rewrite_jsonl
-from benchmark.rundir import RunDir
+from benchmark.harness.config import SearchConfig
+from benchmark.harness.data import BatchStream, Cifar10, endless
+from benchmark.harness.records import append_jsonl, atomic_write, atomic_write_json, read_jsonl, rewrite_jsonl
+from benchmark.harness.rundir import RunDir
 from methods.base import StepContext
 from methods.registry import get_method
 from spaces import get_space
@@ -131,7 +131,7 @@ def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.nd
         lr_used = w_opt.param_groups[0]["lr"]
         diagnostics = method.epoch_end(epoch, ctx)
         if cfg.hessian_every and rows and epoch % cfg.hessian_every == 0:  # stability diagnostic
-            from benchmark.hessian import hessian_max_eig
+            from benchmark.harness.hessian import hessian_max_eig
             diagnostics = {**diagnostics, "hessian_max_eig":
                            hessian_max_eig(method, valid_batch, seed=cfg.seed * 1000 + epoch)}
         sched.step()

@@ -1,6 +1,6 @@
 """Where the grid's runs execute: in this process, a local joblib pool, Slurm (submitit) or Ray.
 
-Every backend calls `benchmark.worker.execute(job)` on picklable `Job`s and so writes the
+Every backend calls `benchmark.harness.worker.execute(job)` on picklable `Job`s and so writes the
 same results layout. Runs already done are filtered out before anything is submitted; the
 run's file lock (in `execute`) keeps two workers from ever running the same run.
 
@@ -17,11 +17,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.rundir import RunDir
-from benchmark.worker import Job, Outcome, execute
+from benchmark.harness.rundir import RunDir
+from benchmark.harness.worker import Job, Outcome, execute
 
 BACKENDS = ("local", "slurm", "ray")
-REPO_ROOT = str(Path(__file__).resolve().parents[1])
+REPO_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 @dataclass(frozen=True)

@@ -54,30 +54,15 @@ class SearchConfig:
         return cls(**d)
 
 
-# NB201: AutoDL-Projects' protocol for the published DARTS numbers (REFERENCE.md section 1).
-# impl="fast": the batched supernet (spaces/nb201_fast.py), same math as impl="reference"
-# (tests/test_nb201_fast.py) and faster (benchmark/speed.py); --set supernet.impl=reference
-_NB201 = {
-    "paper": dict(epochs=50, batch_size=64, split="official", hessian_every=5,
-                  supernet=dict(C=16, N=5, affine=False, track_running_stats=False, impl="fast")),
-    "smoke": dict(epochs=2, batch_size=32, split="official", train_subset=256,
-                  supernet=dict(C=4, N=1, affine=False, track_running_stats=False, impl="fast")),
-}
-# NAS-Bench-1Shot1 (Zela et al. 2020; REFERENCE.md section 2).
-_NB1SHOT1_COMMON = dict(split="contiguous", w_weight_decay=3e-4, w_nesterov=False, arch_first=True)
-_NB1SHOT1 = {
-    "paper": dict(epochs=50, batch_size=96, supernet=dict(C=16, layers=9), hessian_every=5,
-                  **_NB1SHOT1_COMMON),
-    "smoke": dict(epochs=2, batch_size=32, train_subset=256, supernet=dict(C=4, layers=3),
-                  **_NB1SHOT1_COMMON),
-}
-
-
 def space_profile(space: str, profile: str) -> dict[str, Any]:
+    """The space's own protocol values for `profile` (each space's `profiles` names its source)."""
+    from spaces import get_space
     if profile not in PROFILES:
         raise KeyError(f"unknown profile {profile!r}; valid: {', '.join(PROFILES)}")
-    table = _NB1SHOT1 if space.startswith("nb1shot1") else _NB201
-    return json.loads(json.dumps(table[profile]))  # a deep copy
+    profiles = get_space(space).profiles
+    if profile not in profiles:
+        raise KeyError(f"space {space!r} has no {profile!r} profile; valid: {', '.join(profiles)}")
+    return json.loads(json.dumps(profiles[profile]))  # a deep copy
 
 
 def apply_overrides(base: dict, overrides: dict[str, Any]) -> dict:

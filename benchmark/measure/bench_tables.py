@@ -1,6 +1,6 @@
 """Measure the NB201 table against its goals: load < 0.2 s, < 100 MB, plus queries/s.
 
-    python benchmark/bench_tables.py --benchmarks DIR
+    python -m benchmark.measure.bench_tables --benchmarks DIR
 
 DIR holds nb201.parquet or the CSV layout; for the CSV layout the in-memory import is timed
 too, and a temporary Parquet copy is written so the compact-table goals are still measured.
@@ -17,7 +17,7 @@ import tracemalloc
 from pathlib import Path
 
 if not __package__:  # run as a script: make the repo's top-level packages importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 GOAL_LOAD_S = 0.2
 GOAL_MEM_MB = 100.0
@@ -88,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
     from benchmark.errors import BenchmarkFileError
-    from benchmark.nb201_table import NB201_HELP, TABLE_FILE, NB201Table, find_nb201_table
-    print(f"import benchmark.nb201_table (numpy, pyarrow): {time.perf_counter() - t0:.3f} s")
+    from benchmark.tabular.nb201_table import NB201_HELP, TABLE_FILE, NB201Table, find_nb201_table
+    print(f"import benchmark.tabular.nb201_table (numpy, pyarrow): {time.perf_counter() - t0:.3f} s")
 
     root = Path(args.benchmarks)
     try:

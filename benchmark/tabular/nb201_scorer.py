@@ -1,0 +1,16 @@
+"""Scorer of the NB201 space: a lookup in the compact NAS-Bench-201 table at the run's
+training schedule (`hp`, always named; REFERENCE.md section 1)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def load(space, benchmarks_dir: str | Path, hp: str = "200"):
+    from benchmark.tabular.nb201_table import NB201_HELP, find_nb201_table
+    table = find_nb201_table(benchmarks_dir)
+    if table is None:
+        return None, f"no NB201 table in {benchmarks_dir}. {NB201_HELP}"
+
+    def score(genotype: str, info: dict) -> dict:
+        return {"hp": hp, **table.scores(genotype, hp=hp)}
+    return score, f"NB201 table from {benchmarks_dir}"
