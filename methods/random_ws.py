@@ -87,7 +87,7 @@ class RandomWS(SearchMethod):
             self.supernet.train(was_training)
         self.best, self.best_acc = max(rows, key=lambda r: r[1])  # max keeps the first of ties
         return {"selected_genotype": self.best, "selected_valid_acc": self.best_acc,
-                "candidates": len(rows), "valid_images": images}
+                "candidates": len(rows), "valid_images": images}  # summed over the candidates
 
     def epoch_end(self, epoch: int, ctx: StepContext) -> dict:
         every = self.opts.select_every
