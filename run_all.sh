@@ -5,8 +5,10 @@
 #   ./run_all.sh --tests        run the test suite instead (.venv/bin/python -m pytest tests -q)
 #
 # Steps: (1) create .venv from requirements.txt when missing; (2) python benchmark/run.py over
-# every registered method x space x seed (or the ones given); (3) python -m benchmark.score;
-# (4) python analysis/report.py --results OUT --out OUT/report.
+# every registered method x space x seed (or the ones given); (3) when darts is among the
+# spaces: python -m benchmark.retrain --results OUT --spaces darts --profile PROFILE (the
+# DARTS space is scored by retraining its genotypes); (4) python -m benchmark.score;
+# (5) python analysis/report.py --results OUT --out OUT/report.
 # Defaults: profile paper where CUDA is available, else smoke (said loudly); methods = all
 # registered; spaces = the registered spaces whose benchmark table is found (the others are
 # skipped with the reason, so a missing NB101 table never sinks the run; name a space with
@@ -15,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
 
 PY=.venv/bin/python
 bootstrap() {
@@ -77,6 +79,29 @@ echo "run_all: ${RUN[*]} ${PASS[*]:-}" >&2
 status=0
 "${RUN[@]}" ${PASS[@]+"${PASS[@]}"} || status=$?
 [ "$status" -ne 2 ] || exit 2          # bad input: nothing ran
+
+if [[ ",$SPACES," == *",darts,"* ]]; then   # DARTS-space genotypes are scored by retraining
+    RETRAIN=("$PY" -m benchmark.retrain --results "$OUT" --spaces darts --profile "$PROFILE")
+    i=0   # forward the run.py options the retraining command shares (data, devices, backend)
+    while [ "$i" -lt "${#PASS[@]}" ]; do
+        a="${PASS[$i]}"
+        case "$a" in
+            --no-progress|--deterministic|--retry-failed|--download) RETRAIN+=("$a") ;;
+            --data|--threads|--devices|--backend|--jobs|--per-device|--cpus-per-job|--gpus-per-job|\
+            --slurm-partition|--slurm-time|--slurm-mem-gb|--slurm-parallelism|--slurm-folder|\
+            --slurm-cluster|--ray-address)
+                RETRAIN+=("$a" "${PASS[$((i + 1))]:-}"); i=$((i + 1)) ;;
+            --data=*|--threads=*|--devices=*|--backend=*|--jobs=*|--per-device=*|--cpus-per-job=*|\
+            --gpus-per-job=*|--slurm-*=*|--ray-address=*) RETRAIN+=("$a") ;;
+        esac
+        i=$((i + 1))
+    done
+    echo "run_all: ${RETRAIN[*]}" >&2
+    rstatus=0
+    "${RETRAIN[@]}" || rstatus=$?
+    [ "$rstatus" -eq 0 ] || { echo "run_all: retraining exited with $rstatus (see above); the report" \
+                                  "shows what finished" >&2; [ "$status" -ne 0 ] || status=1; }
+fi
 
 SCORE=("$PY" -m benchmark.score --results "$OUT")
 [ ! -d "$BENCH" ] || SCORE+=(--benchmarks "$BENCH")

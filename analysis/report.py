@@ -17,7 +17,7 @@ if not __package__:  # run as a script: make the repo importable
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis import collect as C, plots as P, stats as S, tables as T  # noqa: E402
+from analysis import collect as C, darts_space as D, plots as P, stats as S, tables as T  # noqa: E402
 
 # md5 (benchmark/harness/data.py: of the decoded x_train/y_train arrays) of CIFAR-10 copies known to
 # equal the official archive's pixels. None is documented yet: the official archive's md5 under
@@ -64,8 +64,12 @@ def build(results: Path, out: Path, heatmap_runs: int = 1) -> Path:
                                   "epochs_planned", "reason"]].fillna(""))]
 
     md += ["## Final derived cell", ""]
-    regret_spaces = []
+    regret_spaces, darts_spaces = [], []
     for space in sorted(epochs.space.unique()) if len(epochs) else []:
+        if D.is_darts_space(space, final):   # scored by retraining, not by a table
+            darts_spaces.append(space)
+            md += _darts_section(results, space, runs, published, tab_dir)
+            continue
         kind = T.space_kind(final, space)
         if kind == "accuracy":
             num, disp = T.nb201_tables(final, published, space)
@@ -94,6 +98,9 @@ def build(results: Path, out: Path, heatmap_runs: int = 1) -> Path:
     figs.append(("NAS-Bench-1Shot1 test regret vs epoch",
                  P.regret_trajectory(epochs, sorted(set(regret_spaces)), fig_dir) if regret_spaces else []))
     figs.append(("Collapse diagnostic", P.collapse(epochs, fig_dir)))
+    for space in darts_spaces:
+        figs.append((f"{space}: skip connections and parameter-free ops in the derived normal cell",
+                     D.collapse_figure(epochs, fig_dir, space)))
     figs.append(("Dominant Hessian eigenvalue (runs with hessian_every > 0)", P.hessian(epochs, fig_dir)))
     done = runs[runs.status.isin(["done", "partial"])].sort_values(["space", "method", "seed"])
     for (space, method), grp in done.groupby(["space", "method"]):
@@ -108,6 +115,32 @@ def build(results: Path, out: Path, heatmap_runs: int = 1) -> Path:
     report = out / "report.md"
     report.write_text("\n".join(md) + "\n")
     return report
+
+
+def _darts_section(results: Path, space: str, runs: pd.DataFrame, published: pd.DataFrame,
+                   tab_dir: Path) -> list[str]:
+    """The DARTS-space table(s): retrained test error, parameters, search cost, published rows."""
+    retrains = D.collect_retrains(results)
+    mine = retrains[retrains.space == space]
+    lines = [f"### {space}", ""]
+    if mine.empty:
+        lines += [f"No retrained genotypes yet: DARTS-space genotypes are scored by training them "
+                  f"from scratch: `python -m benchmark.retrain --results {results} --spaces {space}`.", ""]
+    for dataset in sorted(set(mine.dataset.dropna()) | {"cifar10"}):
+        num, disp = D.darts_table(retrains, runs, published, space, dataset)
+        profiles = sorted({str(p) for p in mine[mine.dataset == dataset].profile.dropna()})
+        cap = (f"{space}: {dataset} test error (%) of the final genotypes retrained from scratch "
+               f"(retraining profile: {', '.join(profiles) or 'none yet'}), mean ± std over every "
+               "retraining (search seeds × retraining seeds together, ddof=1), best, parameters "
+               "without the auxiliary head, search cost per search run (GPU-days on a GPU, else "
+               "CPU-hours), published rows beside ours")
+        lines += [cap + ".", "", T.write_table(num, disp, tab_dir, f"{space}_{dataset}_retrained", cap),
+                  f"Also as [LaTeX](tables/{space}_{dataset}_retrained.tex) and "
+                  f"[CSV](tables/{space}_{dataset}_retrained.csv).", ""]
+        if "smoke" in profiles:
+            lines += ["**Smoke retraining** (a tiny network, a few hundred images, 2 epochs): these errors "
+                      "test the pipeline; they are not comparable with the published rows.", ""]
+    return lines
 
 
 def _stats_section(final: pd.DataFrame, space: str, kind: str, tab_dir: Path) -> list[str]:

@@ -58,3 +58,25 @@ def test_run_all_smoke_end_to_end(tmp_path):
     recs = [json.loads(line) for line in open(out / "nb201/darts/seed-0/epochs.jsonl")]
     assert [r_["epoch"] for r_ in recs] == [0, 1]
     assert isinstance(recs[1]["diagnostics"]["hessian_max_eig"], float)
+
+
+def test_run_all_darts_space_ends_with_the_retrained_table(tmp_path):
+    """--spaces darts: searches, then retraining of their genotypes, then the DARTS-space
+    table and collapse figure in the report."""
+    import sys
+    sys.path.insert(0, str(ROOT))
+    from spaces import available
+    if "darts" not in available():
+        pytest.skip("the darts space is not registered in this checkout")
+    if not (ROOT / ".venv/bin/python").exists():
+        pytest.skip("no .venv in the repository root (run ./run_all.sh --tests to create it)")
+    if not DATA.is_file():
+        pytest.skip(f"CIFAR-10 not found at {DATA}; set NAS_DATA")
+    out = tmp_path / "results"
+    r = _run(["--profile", "smoke", "--methods", "darts", "--spaces", "darts", "--seeds", "0",
+              "--epochs", "1", "--set", "train_subset=64", "--threads", "1", "--no-progress",
+              "--out", str(out)])
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (out / "darts" / "darts" / "seed-0" / "retrain" / "seed-0" / "done.json").exists()
+    md = (out / "report" / "report.md").read_text()
+    assert "tables/darts_cifar10_retrained.tex" in md and "figures/darts_collapse.png" in md

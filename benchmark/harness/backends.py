@@ -1,7 +1,9 @@
 """Where the grid's runs execute: in this process, a local joblib pool, Slurm (submitit) or Ray.
 
-Every backend calls `benchmark.harness.worker.execute(job)` on picklable `Job`s and so writes the
-same results layout. Runs already done are filtered out before anything is submitted; the
+Every backend calls `run_one(job)` on picklable jobs and so writes the same results layout.
+A job is a search `Job` (benchmark.harness.worker.execute runs it) or any other frozen
+dataclass with a `device` field that brings its own `label`, `is_done()` and `execute(wait)`
+(e.g. benchmark.retrain.job.RetrainJob): the backends run both kinds alike. Runs already done are filtered out before anything is submitted; the
 run's file lock (in `execute`) keeps two workers from ever running the same run.
 
 Placement: a local pool has `len(devices) * per_device` slots (on CPU: `--jobs` slots); a
@@ -42,19 +44,36 @@ class Placement:
         return max(1, cores // self.slots) if self.slots > 1 else None
 
 
-def split_done(jobs: list[Job]) -> tuple[list[Job], list[Outcome]]:
+def label(job) -> str:
+    return job.spec.label if isinstance(job, Job) else job.label
+
+
+def is_done(job) -> bool:
+    if isinstance(job, Job):
+        return RunDir(job.out, job.spec.space, job.spec.method, job.spec.seed).status() == "done"
+    return job.is_done()
+
+
+def run_one(job, wait: bool = False) -> Outcome:
+    """Execute one job of either kind (module-level, so pools and clusters can pickle it)."""
+    if isinstance(job, Job):
+        return execute(job, wait=True) if wait else execute(job)
+    return job.execute(wait)
+
+
+def split_done(jobs: list) -> tuple[list, list[Outcome]]:
     """(runs to submit, outcomes of runs already done); done runs are never resubmitted."""
     todo, done = [], []
     for j in jobs:
-        if RunDir(j.out, j.spec.space, j.spec.method, j.spec.seed).status() == "done":
-            done.append(Outcome(j.spec.label, "done"))
+        if is_done(j):
+            done.append(Outcome(label(j), "done"))
         else:
             todo.append(j)
     return todo, done
 
 
-def run_sequential(jobs: list[Job]) -> list[Outcome]:
-    return [execute(j) for j in jobs]
+def run_sequential(jobs: list) -> list[Outcome]:
+    return [run_one(j) for j in jobs]
 
 
 def _execute_in_slot(job: Job, slot_dir: str, slots: list[str]) -> Outcome:
@@ -67,11 +86,11 @@ def _execute_in_slot(job: Job, slot_dir: str, slots: list[str]) -> Outcome:
         except Timeout:
             continue
         try:
-            return execute(dataclasses.replace(job, device=device))
+            return run_one(dataclasses.replace(job, device=device))
         finally:
             lock.release()
     # Unreachable with as many workers as slots; run on the first device rather than fail.
-    return execute(dataclasses.replace(job, device=slots[0]))
+    return run_one(dataclasses.replace(job, device=slots[0]))
 
 
 def run_local(jobs: list[Job], placement: Placement) -> list[Outcome]:
@@ -122,7 +141,7 @@ def run_slurm(jobs: list[Job], opts: SlurmOptions) -> list[Outcome]:
     device = "cuda:0" if opts.gpus_per_job else "cpu"  # each job sees only its own GPUs
     jobs = [dataclasses.replace(j, device=device, threads=j.threads or opts.cpus_per_job,
                                 progress=False) for j in jobs]
-    handles = ex.map_array(execute, jobs)
+    handles = ex.map_array(run_one, jobs)
     return [_result(h, j) for h, j in zip(handles, jobs)]
 
 
@@ -130,7 +149,7 @@ def _result(handle, job: Job) -> Outcome:
     try:
         return handle.result()
     except Exception as e:  # the job died outside execute (killed, timed out, node failure)
-        return Outcome(job.spec.label, "failed", f"{type(e).__name__}: {str(e)[:500]}")
+        return Outcome(label(job), "failed", f"{type(e).__name__}: {str(e)[:500]}")
 
 
 @dataclass(frozen=True)
@@ -150,7 +169,7 @@ def run_ray(jobs: list[Job], opts: RayOptions) -> list[Outcome]:
         ray.init(address=opts.address, num_cpus=opts.num_cpus if opts.address is None else None,
                  runtime_env=env, include_dashboard=False, log_to_driver=False)
     try:
-        task = ray.remote(execute).options(num_cpus=opts.cpus_per_job, num_gpus=opts.gpus_per_job,
+        task = ray.remote(run_one).options(num_cpus=opts.cpus_per_job, num_gpus=opts.gpus_per_job,
                                            max_retries=0)
         device = "cuda:0" if opts.gpus_per_job else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES
         jobs = [dataclasses.replace(j, device=device, threads=j.threads or opts.cpus_per_job,
@@ -161,7 +180,7 @@ def run_ray(jobs: list[Job], opts: RayOptions) -> list[Outcome]:
             try:
                 out.append(ray.get(ref))
             except Exception as e:  # the worker died outside execute
-                out.append(Outcome(j.spec.label, "failed", f"{type(e).__name__}: {str(e)[:500]}"))
+                out.append(Outcome(label(j), "failed", f"{type(e).__name__}: {str(e)[:500]}"))
         return out
     finally:
         if started:
@@ -181,4 +200,4 @@ def run_jobs(jobs: list[Job], backend: str = "local", placement: Placement = Pla
     else:
         raise ValueError(f"unknown backend {backend!r}; valid: {', '.join(BACKENDS)}")
     by_label = {o.label: o for o in done + ran}
-    return [by_label[j.spec.label] for j in jobs]
+    return [by_label[label(j)] for j in jobs]

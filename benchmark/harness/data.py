@@ -127,12 +127,13 @@ class BatchStream:
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, augment: bool,
-                 generator: torch.Generator, device: torch.device | str = "cpu"):
+                 generator: torch.Generator, device: torch.device | str = "cpu",
+                 mean: tuple = MEAN, std: tuple = STD):
         self.x = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).contiguous()
         self.y = torch.from_numpy(y)
         self.batch_size, self.augment, self.gen, self.device = batch_size, augment, generator, device
-        self.mean = torch.tensor(MEAN).view(1, 3, 1, 1)
-        self.std = torch.tensor(STD).view(1, 3, 1, 1)
+        self.mean = torch.tensor(mean).view(1, 3, 1, 1)
+        self.std = torch.tensor(std).view(1, 3, 1, 1)
 
     def __len__(self) -> int:
         return (len(self.y) + self.batch_size - 1) // self.batch_size

@@ -54,6 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "in provenance.json. Costs speed (some kernels are slower) and about 32 MiB of "
                         "GPU memory; an op without a deterministic kernel fails its run. "
                         "CPU runs with --threads fixed are deterministic without it")
+    add_execution_options(p)
+    p.add_argument("--retry-failed", action="store_true", help="run again the runs that failed before")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--dry-run", action="store_true", help="print the grid and resolved configs, run nothing")
+    return p
+
+
+def add_execution_options(p: argparse.ArgumentParser) -> None:
+    """--backend, --jobs, --per-device and the Slurm/Ray options (read by `execution`); shared
+    with the retraining command."""
     g = p.add_argument_group("parallel and cluster execution (see benchmark/harness/backends.py)")
     g.add_argument("--backend", default="local", choices=("local", "slurm", "ray"),
                    help="local = this machine (default); slurm = a submitit job array; ray = a Ray cluster")
@@ -70,10 +80,6 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--slurm-cluster", default=None, choices=("slurm", "local", "debug"),
                    help="submitit cluster (default: slurm if sbatch is found); 'local' runs the array here")
     g.add_argument("--ray-address", default=None, help="ray: 'auto' or host:port of a running cluster (default: start a local one)")
-    p.add_argument("--retry-failed", action="store_true", help="run again the runs that failed before")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    p.add_argument("--dry-run", action="store_true", help="print the grid and resolved configs, run nothing")
-    return p
 
 
 def plan(args) -> list:

@@ -22,6 +22,7 @@ Scorer = Callable[[str, dict], "dict | None"]
 SCORERS: dict[str, str] = {
     "nb201": "benchmark.tabular.nb201_scorer:load",
     "nb101": "benchmark.tabular.nb101_scorer:load",
+    "darts-train": "benchmark.retrain.scorer:load",   # no lookup: scored by retraining
 }
 
 
@@ -36,10 +37,11 @@ def load_scorer(space, benchmarks_dir: str | Path | None, hp: str = "200") -> tu
     if kind not in SCORERS:
         raise KeyError(f"space {space.name!r} names an unknown scorer {kind!r}; registered: "
                        f"{', '.join(SCORERS)}")
-    if benchmarks_dir is None:
-        return None, "no benchmarks folder given (--benchmarks / NAS_BENCHMARKS / TORCH_HOME)"
     module, func = SCORERS[kind].split(":")
-    return getattr(importlib.import_module(module), func)(space, benchmarks_dir, hp)
+    loader = getattr(importlib.import_module(module), func)
+    if benchmarks_dir is None and getattr(loader, "needs_benchmarks", True):
+        return None, "no benchmarks folder given (--benchmarks / NAS_BENCHMARKS / TORCH_HOME)"
+    return loader(space, benchmarks_dir, hp)
 
 
 def rescore(results: Path, benchmarks_dir: Path | None) -> tuple[int, int]:

@@ -1,0 +1,5 @@
+import sys
+
+from benchmark.retrain.cli import main
+
+sys.exit(main())

@@ -1,0 +1,204 @@
+"""Retrain DARTS-space genotypes from scratch: `python -m benchmark.retrain`.
+
+Genotypes from one finished search run (--run), from every finished run of a results folder
+(--results, with --spaces/--methods), or given on the command line (--genotype: the DARTS
+text form, or a published cell's name: DARTS_V1, DARTS_V2). Each (genotype, retraining seed)
+is one run folder (see benchmark/retrain/job.py) that resumes after a kill and is skipped
+once done. Exit codes: 0 all done, 1 some run failed or was refused, 2 bad input (nothing
+was created).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+
+from benchmark.harness.grid import UsageError, parse_names, parse_seeds
+from benchmark.retrain.profiles import DATASETS, PROFILES, SETTABLE, resolve
+
+# The spaces whose genotypes the DARTS evaluation network (spaces.darts.network) builds.
+RETRAINABLE = ("darts",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from benchmark.harness.run_cli import add_execution_options
+    p = argparse.ArgumentParser(
+        prog="python -m benchmark.retrain", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  python -m benchmark.retrain --results results --spaces darts --seeds 0-1 --profile smoke\n"
+               "  python -m benchmark.retrain --genotype DARTS_V2 --seeds 0 --profile paper --devices cuda:0")
+    src = p.add_argument_group("what to retrain (exactly one)").add_mutually_exclusive_group(required=True)
+    src.add_argument("--run", action="append", metavar="RUN_DIR",
+                     help="a finished search run folder (its done.json genotype); repeatable")
+    src.add_argument("--results", metavar="DIR", help="every finished run of the --spaces under this results folder")
+    src.add_argument("--genotype", action="append", metavar="TEXT|NAME",
+                     help="Genotype(normal=[...], normal_concat=[2, 3, 4, 5], reduce=[...], "
+                          "reduce_concat=[2, 3, 4, 5]) or DARTS_V1 / DARTS_V2; repeatable")
+    p.add_argument("--spaces", default="darts", help=f"with --results: comma list of {', '.join(RETRAINABLE)} (default darts)")
+    p.add_argument("--methods", default=None, help="with --results: only these methods (default: all found)")
+    p.add_argument("--seeds", default="0", help="retraining seeds (not the search seeds), e.g. 0-1 (default 0)")
+    p.add_argument("--profile", default="paper", choices=PROFILES,
+                   help="paper = the DARTS evaluation protocol (600 epochs); smoke = seconds on a CPU (default paper)")
+    p.add_argument("--epochs", type=int, help="override the profile's number of epochs")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"override a protocol value; repeatable; keys: {', '.join(SETTABLE)}")
+    p.add_argument("--dataset", default="cifar10", choices=tuple(DATASETS),
+                   help="cifar10 (default) or cifar100 (a transfer target: --data is then the folder "
+                        "holding torchvision's cifar-100-python/)")
+    p.add_argument("--data", default=None,
+                   help="CIFAR-10: the searches' .npz (with x_test/y_test) or torchvision root (default $NAS_DATA); "
+                        "CIFAR-100: the folder holding cifar-100-python/")
+    p.add_argument("--download", action="store_true", help="let torchvision download CIFAR-10 into --data")
+    p.add_argument("--out", default="results",
+                   help="where --genotype runs go: <out>/retrain/darts/<name>/seed-<r> (default results)")
+    p.add_argument("--devices", default=None, help="cpu or cuda:0[,cuda:1...] (default cuda:0 if present, else cpu)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads per run (recorded)")
+    p.add_argument("--deterministic", action="store_true", help="CUDA: deterministic kernels (as benchmark/run.py)")
+    add_execution_options(p)
+    p.add_argument("--retry-failed", action="store_true", help="run again the runs that failed before")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--dry-run", action="store_true", help="print the runs and their configs, run nothing")
+    return p
+
+
+def genotype_of_run(run: Path) -> str:
+    """The final genotype of a finished search run (done.json), canonical; UsageError otherwise."""
+    from benchmark.harness.records import read_json
+    from spaces.darts import GenotypeError, canonical
+    done = run / "done.json"
+    if not done.is_file():
+        raise UsageError(f"--run {run}: not a finished search run (no done.json); finish it with "
+                         "benchmark/run.py first")
+    try:
+        d = read_json(done)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"--run {run}: done.json does not parse ({e})") from None
+    text = d.get("genotype") or d.get("final_genotype")
+    try:
+        return canonical(text)
+    except GenotypeError as e:
+        raise UsageError(f"--run {run}: its genotype is not a DARTS-space genotype: {e}") from None
+
+
+def finished_runs(results: Path, spaces: list[str], methods: list[str] | None) -> tuple[list[Path], int]:
+    """(finished run folders of those spaces/methods, number of unfinished ones left out)."""
+    found, unfinished = [], 0
+    for space in spaces:
+        for run in sorted((results / space).glob("*/seed-*")):
+            if not run.is_dir() or (methods and run.parent.name not in methods):
+                continue
+            if (run / "done.json").is_file():
+                found.append(run)
+            else:
+                unfinished += 1
+    return found, unfinished
+
+
+def command_line_genotype(text: str) -> str:
+    from spaces.darts import PUBLISHED, GenotypeError, canonical
+    if text.strip() in PUBLISHED:
+        return PUBLISHED[text.strip()]
+    try:
+        return canonical(text)
+    except GenotypeError as e:
+        raise UsageError(f"--genotype: {e} (or name a published cell: {', '.join(PUBLISHED)})") from None
+
+
+def plan(args) -> list:
+    """Validate everything and build the jobs; raises UsageError (exit 2) before creating anything."""
+    from benchmark.harness.data import DataError
+    from benchmark.harness.rundir import IdentityMismatch
+    from benchmark.harness.run_cli import _cuda, execution
+    from benchmark.retrain.data import load
+    from benchmark.retrain.job import RetrainDir, RetrainJob, folder_for_genotype, folder_for_run
+
+    seeds = parse_seeds(args.seeds)
+    if args.epochs is not None and args.epochs < 1:
+        raise UsageError(f"--epochs {args.epochs}: must be an integer >= 1")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads {args.threads}: must be an integer >= 1")
+    sources: list[tuple[str, str, object]] = []   # (genotype, source, run folder or None)
+    if args.run:
+        for r in args.run:
+            run = Path(r)
+            sources.append((genotype_of_run(run), str(run), run))
+    elif args.results:
+        results = Path(args.results)
+        if not results.is_dir():
+            raise UsageError(f"--results {results}: no such folder")
+        spaces = parse_names(args.spaces, list(RETRAINABLE), "spaces")
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else None
+        runs, unfinished = finished_runs(results, spaces, methods)
+        if unfinished:
+            print(f"note: {unfinished} unfinished search run(s) under {results} left out "
+                  "(finish them with benchmark/run.py, then rerun this)", file=sys.stderr)
+        if not runs:
+            raise UsageError(f"--results {results}: no finished search runs of {', '.join(spaces)}"
+                             + (f" ({', '.join(methods)})" if methods else "") + " found")
+        sources += [(genotype_of_run(r), str(r), r) for r in runs]
+    else:
+        sources += [(command_line_genotype(g), "command line", None) for g in args.genotype]
+
+    configs = {}
+    try:
+        for genotype, _, _ in sources:
+            for seed in seeds:
+                configs[(genotype, seed)] = resolve(genotype, seed, args.profile, args.dataset,
+                                                    args.epochs, args.sets)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+    devices = (args.devices or ("cuda:0" if _cuda() else "cpu")).split(",")
+    execution(args, devices)  # validates the execution options
+    for d in (devices if args.backend == "local" else []):
+        if d != "cpu" and not (d.startswith("cuda") and _cuda()):
+            raise UsageError(f"--devices {d!r}: not available here; valid: cpu" +
+                             (", cuda:N" if _cuda() else " (no CUDA device found)"))
+    data_path = args.data or (os.environ.get("NAS_DATA") if args.dataset == "cifar10" else None)
+    if data_path is None:
+        raise UsageError("no data given: set --data PATH" + (" or NAS_DATA" if args.dataset == "cifar10" else
+                                                             " (the folder holding cifar-100-python/)"))
+    try:
+        data = load(args.dataset, data_path, args.download)
+    except DataError as e:
+        raise UsageError(str(e)) from None
+
+    jobs = []
+    for genotype, source, run in sources:
+        for seed in seeds:
+            cfg = dataclasses.replace(configs[(genotype, seed)], data_md5=data.md5)
+            folder = (folder_for_run(run, args.dataset, seed) if run is not None
+                      else folder_for_genotype(Path(args.out), genotype, args.dataset, seed))
+            try:
+                RetrainDir(folder).check_identity(cfg.to_json())
+            except IdentityMismatch as e:
+                raise UsageError(str(e)) from None
+            jobs.append(RetrainJob(cfg, str(folder), str(data_path), source, devices[0], args.threads,
+                                   not args.no_progress, args.retry_failed, args.download,
+                                   args.deterministic))
+    jobs = list({j.folder: j for j in jobs}.values())  # the same genotype twice: one run
+    return jobs
+
+
+def main(argv: list[str] | None = None) -> int:
+    from benchmark.harness.backends import run_jobs
+    from benchmark.harness.run_cli import _cuda, execution, summarize
+    args = build_parser().parse_args(argv)
+    if args.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    try:
+        jobs = plan(args)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        for j in jobs:
+            print(j.folder, json.dumps(j.config.to_json(), sort_keys=True))
+        return 0
+    devices = (args.devices or ("cuda:0" if _cuda() else "cpu")).split(",")
+    outcomes = run_jobs(jobs, **execution(args, devices))
+    outcomes = [j.execute(wait=True) if o.status == "busy" else o for j, o in zip(jobs, outcomes)]
+    return summarize(outcomes)

@@ -1,0 +1,137 @@
+"""One retraining run as a backend job: where it lives, and how it executes (lock, identity
+check, skip/resume, failure recorded as data) — the search worker's contract, so the same
+local pool, Slurm array and Ray backends run it (benchmark/harness/backends.py).
+
+Folder layout (the files of a search run's folder: config.json, provenance.json,
+epochs.jsonl, checkpoint.pt, done.json, failed.json, .lock):
+  a search run's genotype:   <run>/retrain/seed-<r>/           e.g. results/darts/darts/seed-0/retrain/seed-0
+  a genotype given by text:  <out>/retrain/darts/<name>/seed-<r>/   name = DARTS_V2, or g-<sha1[:12]>
+  CIFAR-100 instead of CIFAR-10: `retrain-cifar100` in place of `retrain`.
+Neither matches the searches' `<space>/<method>/seed-<k>` pattern, so search tools never
+mistake a retraining folder for a search run.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmark.harness.records import atomic_write_json
+from benchmark.harness.rundir import IdentityMismatch, RunDir
+from benchmark.harness.worker import Outcome, make_deterministic, provenance as search_provenance
+from benchmark.retrain.profiles import RetrainConfig
+
+
+def subfolder(dataset: str) -> str:
+    return "retrain" if dataset == "cifar10" else f"retrain-{dataset}"
+
+
+def genotype_name(genotype: str) -> str:
+    """A published cell's name (DARTS_V1, DARTS_V2) or g-<first 12 hex of sha1(canonical text)>."""
+    from spaces.darts import PUBLISHED
+    for name, text in PUBLISHED.items():
+        if text == genotype:
+            return name
+    return "g-" + hashlib.sha1(genotype.encode()).hexdigest()[:12]
+
+
+def folder_for_run(run: Path, dataset: str, seed: int) -> Path:
+    return Path(run) / subfolder(dataset) / f"seed-{seed}"
+
+
+def folder_for_genotype(out: Path, genotype: str, dataset: str, seed: int) -> Path:
+    return Path(out) / subfolder(dataset) / "darts" / genotype_name(genotype) / f"seed-{seed}"
+
+
+class RetrainDir(RunDir):
+    """A RunDir at an explicit path (lock, identity, provenance, stale temp files, status)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.config = self.path / "config.json"
+        self.provenance = self.path / "provenance.json"
+        self.epochs = self.path / "epochs.jsonl"
+        self.checkpoint = self.path / "checkpoint.pt"
+        self.done = self.path / "done.json"
+        self.failed = self.path / "failed.json"
+        self.lock_path = self.path / ".lock"
+
+
+@dataclass(frozen=True)
+class RetrainJob:
+    config: RetrainConfig
+    folder: str
+    data_path: str
+    source: str = ""                # where the genotype came from (a run folder, or 'command line')
+    device: str = "cpu"
+    threads: int | None = None
+    progress: bool = True
+    retry_failed: bool = False
+    download: bool = False
+    deterministic: bool = False
+    benchmarks: str | None = None   # unused; keeps the provenance entry's fields
+
+    # The job protocol the backends use (see benchmark/harness/backends.py).
+    @property
+    def label(self) -> str:
+        return str(self.folder)
+
+    def is_done(self) -> bool:
+        return RetrainDir(self.folder).status() == "done"
+
+    def execute(self, wait: bool = False) -> Outcome:
+        return execute(self, wait)
+
+
+def execute(job: RetrainJob, wait: bool = False) -> Outcome:
+    """Run (or skip, or resume) one retraining; a failure is written to failed.json."""
+    import torch
+    from benchmark.retrain.data import load
+    from benchmark.retrain.train import run_retrain
+
+    rd = RetrainDir(job.folder)
+    lock = rd.try_lock(timeout=-1 if wait else 0)
+    if lock is None:
+        return Outcome(job.label, "busy", "another worker holds this run")
+    try:
+        identity = job.config.to_json()
+        try:
+            rd.check_identity(identity)
+        except IdentityMismatch as e:
+            return Outcome(job.label, "refused", str(e))
+        rd.remove_stale_temp_files()
+        status = rd.status()
+        if status == "done":
+            return Outcome(job.label, "done")
+        if status == "failed" and not job.retry_failed:
+            return Outcome(job.label, "failed-earlier", f"see {rd.failed}; rerun with --retry-failed")
+        rd.write_identity(identity)
+        if job.threads:
+            torch.set_num_threads(job.threads)
+        if job.deterministic:
+            make_deterministic()
+        rd.add_provenance({**search_provenance(job), "genotype_source": job.source})
+        try:
+            data = load(job.config.dataset, job.data_path, job.download)
+            done = run_retrain(job.config, rd.path, data, job.device, job.progress,
+                               desc=_short(job.folder))
+        except Exception as e:  # one run's failure must not stop the others
+            reason = f"{type(e).__name__}: {e}"
+            if isinstance(e, torch.cuda.OutOfMemoryError):
+                torch.cuda.empty_cache()
+                reason += " -- lower the memory need (--set batch_size=48) or use a larger GPU, then --retry-failed"
+            atomic_write_json(rd.failed, {"reason": reason, "traceback": traceback.format_exc(),
+                                          "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+            return Outcome(job.label, "failed", reason)
+        return Outcome(job.label, "finished", f"test error {done['test_error']:.2f}%")
+    finally:
+        lock.release()
+
+
+def _short(folder: str) -> str:
+    parts = Path(folder).parts
+    return "/".join(parts[-5:])
+

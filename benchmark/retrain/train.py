@@ -1,0 +1,168 @@
+"""The retraining loop: one genotype's evaluation network trained from scratch, one JSON
+record per epoch, a checkpoint after every epoch, exact resume.
+
+Per step (quark0/darts cnn/train.py `train`): logits, logits_aux = model(x);
+loss = CE(logits) + auxiliary_weight * CE(logits_aux) (aux only when the head exists);
+backward; clip the gradient norm of all parameters at grad_clip; SGD step. Per epoch: the
+drop-path probability is set first (profiles.drop_path_at), the learning rate is the cosine
+schedule's value for that epoch, and the test set is evaluated in eval mode afterwards
+(`infer`). train_loss is the optimised objective (main + weighted auxiliary loss), as
+train.py's `objs` meter; train_acc and test_acc are top-1 % of the main head, averaged per
+image (AvgrageMeter weighted by batch size). A resumed run restores model, optimizer,
+scheduler and every RNG (python, numpy, torch incl. the drop-path masks, CUDA, the data-order
+and augmentation stream), so its records equal an uninterrupted run's.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from benchmark.harness.data import BatchStream
+from benchmark.harness.loop import rng_state, seed_everything, set_rng_state
+from benchmark.harness.records import append_jsonl, atomic_write, atomic_write_json, read_jsonl, rewrite_jsonl
+from benchmark.retrain.data import NORMALISATION, TrainTest, cutout, eval_batches
+from benchmark.retrain.profiles import RetrainConfig, drop_path_at
+
+
+class DivergenceError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class Files:
+    """The files of one retraining folder (the layout of a search run's folder)."""
+    path: Path
+
+    @property
+    def epochs(self) -> Path:
+        return self.path / "epochs.jsonl"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / "checkpoint.pt"
+
+    @property
+    def done(self) -> Path:
+        return self.path / "done.json"
+
+    @property
+    def failed(self) -> Path:
+        return self.path / "failed.json"
+
+
+def build_model(cfg: RetrainConfig, num_classes: int) -> torch.nn.Module:
+    from spaces.darts import network
+    return network(cfg.genotype, C=cfg.C, layers=cfg.layers, num_classes=num_classes,
+                   auxiliary=cfg.auxiliary)
+
+
+def parameter_count(model: torch.nn.Module) -> int:
+    """Parameters without the auxiliary head (DARTS utils.count_parameters_in_MB)."""
+    from spaces.darts import count_parameters
+    return int(count_parameters(model))
+
+
+def evaluate(model, data: TrainTest, cfg: RetrainConfig, device) -> tuple[float, float]:
+    """(mean loss, top-1 %) on the (first test_subset) test images, eval mode."""
+    mean, std = NORMALISATION[cfg.dataset]
+    n = cfg.test_subset or len(data.y_test)
+    model.eval()
+    loss_sum, correct, count = 0.0, 0, 0
+    with torch.no_grad():
+        for xb, yb in eval_batches(data.x_test[:n], data.y_test[:n], cfg.eval_batch_size, mean, std, device):
+            logits, _ = model(xb)
+            loss_sum += torch.nn.functional.cross_entropy(logits, yb, reduction="sum").item()
+            correct += (logits.argmax(1) == yb).sum().item()
+            count += len(yb)
+    return loss_sum / count, 100.0 * correct / count
+
+
+def run_retrain(cfg: RetrainConfig, folder: Path, data: TrainTest, device: str = "cpu",
+                progress: bool = True, desc: str = "retrain") -> dict:
+    """Train (or resume) to the last epoch; writes records, checkpoint and done.json; returns done."""
+    files = Files(Path(folder))
+    device = torch.device(device)
+    seed_everything(cfg.seed)
+    streams = {"train": torch.Generator().manual_seed(cfg.seed * 1000 + 1)}
+    n_train = cfg.train_subset or len(data.y_train)
+    mean, std = NORMALISATION[cfg.dataset]
+    train = BatchStream(data.x_train[:n_train], data.y_train[:n_train], cfg.batch_size, True,
+                        streams["train"], device, mean=mean, std=std)
+
+    model = build_model(cfg, data.num_classes).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                          weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs, eta_min=cfg.lr_min)
+    criterion = torch.nn.CrossEntropyLoss()
+
+    start, wall, cpu = 1, 0.0, 0.0
+    if files.checkpoint.exists():
+        ck = torch.load(files.checkpoint, map_location=device, weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        set_rng_state(ck["rng"], streams)
+        start, wall, cpu = ck["epoch"] + 1, ck["wall_seconds"], ck["cpu_seconds"]
+        # Records past the checkpoint come from an epoch that will be recomputed.
+        rewrite_jsonl(files.epochs, [r for r in read_jsonl(files.epochs) if r["epoch"] <= ck["epoch"]])
+    else:
+        files.epochs.unlink(missing_ok=True)
+
+    bar = tqdm(total=(cfg.epochs - start + 1) * len(train), disable=not progress, leave=False,
+               desc=desc, unit="step")
+    for epoch in range(start, cfg.epochs + 1):
+        t0, c0 = time.perf_counter(), time.process_time()
+        model.drop_path_prob = drop_path_at(cfg, epoch)
+        lr = opt.param_groups[0]["lr"]
+        model.train()
+        loss_sum, correct, count = 0.0, 0, 0
+        for xb, yb in train:
+            xb = cutout(xb, cfg.cutout_length, streams["train"])
+            opt.zero_grad(set_to_none=True)
+            logits, logits_aux = model(xb)
+            loss = criterion(logits, yb)
+            if logits_aux is not None and cfg.auxiliary_weight:
+                loss = loss + cfg.auxiliary_weight * criterion(logits_aux, yb)
+            if not torch.isfinite(loss):
+                raise DivergenceError(f"train loss is {loss.item()} at epoch {epoch}")
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            loss_sum += loss.item() * len(yb)
+            correct += (logits.argmax(1) == yb).sum().item()
+            count += len(yb)
+            bar.update(1)
+        sched.step()
+        test_loss, test_acc = evaluate(model, data, cfg, device)
+        dt, dc = time.perf_counter() - t0, time.process_time() - c0
+        wall, cpu = wall + dt, cpu + dc
+        append_jsonl(files.epochs, {
+            "epoch": epoch, "train_loss": loss_sum / count, "train_acc": 100.0 * correct / count,
+            "test_loss": test_loss, "test_acc": test_acc, "lr": lr,
+            "drop_path_prob": model.drop_path_prob,
+            "timing": {"epoch_seconds": dt, "wall_seconds": wall, "cpu_seconds": cpu}})
+        state = {"epoch": epoch, "wall_seconds": wall, "cpu_seconds": cpu,
+                 "model": model.state_dict(), "optimizer": opt.state_dict(),
+                 "scheduler": sched.state_dict(), "rng": rng_state(streams)}
+        atomic_write(files.checkpoint, lambda f: torch.save(state, f), mode="wb")
+    bar.close()
+    last = read_jsonl(files.epochs)[-1]
+    on_gpu = device.type == "cuda"
+    done = {"genotype": cfg.genotype, "dataset": cfg.dataset, "epochs": cfg.epochs,
+            "test_acc": last["test_acc"], "test_error": 100.0 - last["test_acc"],
+            "test_images": min(cfg.test_subset or len(data.y_test), len(data.y_test)),
+            "params": parameter_count(model), "params_millions": parameter_count(model) / 1e6,
+            "wall_seconds": wall, "process_cpu_seconds": cpu,
+            "gpu_hours": wall / 3600 if on_gpu else None,
+            "cpu_hours": None if on_gpu else wall / 3600,
+            "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if on_gpu else "cpu"}
+    atomic_write_json(files.done, done)
+    files.failed.unlink(missing_ok=True)
+    return done
+
