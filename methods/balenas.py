@@ -14,7 +14,10 @@ prior precision 1 -- "author code, not confirmed for the paper". lr and betas co
 profile's a_lr / a_betas (3e-4, (0.5, 0.999)); the profile's a_weight_decay is NOT used (the
 Gaussian prior takes its place). Assumed: `train_set_size` defaults to the size of the
 architecture split as used (25,000 in the paper profile; smaller with train_subset); the base
-gradient order defaults to 1 (first order); step order: architecture first (author code).
+gradient order defaults to 1 (first order); step order: architecture first on every space
+(REFERENCE.md gives it as the author's; the BaLeNAS code is not in this project's source
+index, and the same author's iDARTS code runs its weight updates inside architect.step, so
+treat it as assumed).
 DARTS space: no public BaLeNAS code states its DARTS-space search settings, so the space's
 DARTS `paper` profile applies (not confirmed for the paper).
 Space-agnostic: every architecture tensor of `space.arch_shapes()` gets a mean and a sigma.

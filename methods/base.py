@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 import math
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -62,6 +62,11 @@ class StepContext:
     grad_clip: float
     train_size: int       # images in the weights' half (as used)
     valid_size: int       # images in the architecture's half (as used)
+    # eval_batches(batch_size): an endless iterator of batches of the architecture half with
+    # the TEST transform (no augmentation), in shuffled passes; each call starts a new pass
+    # (as a fresh iter(DataLoader) does). Its generator is the loop's, checkpointed with the
+    # run. None where the caller has no data (unit tests, timing scripts).
+    eval_batches: Callable[[int], Iterator["Batch"]] | None = None
 
     @property
     def w_lr(self) -> float:
@@ -75,8 +80,13 @@ def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
 class SearchMethod:
     name: ClassVar[str]
     Options: ClassVar[type] = NoOptions
-    # The step order of the method's source, for the `paper` profile (REFERENCE.md sec. 1).
-    arch_first: ClassVar[bool] = True
+    # The step order of the method's source (REFERENCE.md sec. 1), a fact of a (method, space)
+    # pair: None = the space profile's order, the protocol the benchmark's authors ran DARTS
+    # with (NB201: AutoDL's DARTS-V1, weight step first; 1Shot1: its DARTS code, architecture
+    # first); True/False = this method's source takes that order on every space. A method
+    # whose order differs per space overrides profile_overrides. Pinned for every method x
+    # space by tests/test_step_order.py.
+    arch_first: ClassVar[bool | None] = None
 
     def __init__(self, space, supernet: nn.Module, cfg, generator: torch.Generator,
                  device: torch.device | str = "cpu"):
@@ -99,7 +109,7 @@ class SearchMethod:
     def profile_overrides(cls, space: str, profile: str) -> dict[str, Any]:
         """SearchConfig fields this method's source sets differently (per space, profile); a key
         `supernet.<arg>` changes one supernet argument of the space's profile."""
-        return {"arch_first": cls.arch_first}
+        return {} if cls.arch_first is None else {"arch_first": cls.arch_first}
 
     @classmethod
     def option_names(cls) -> list[str]:

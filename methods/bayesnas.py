@@ -7,7 +7,8 @@ start at 1 and train by SGD jointly with the weights on the TRAINING batches (si
 the architecture half is not used), loss = NLL + lambda_origin * sum_e |s_e| omega_e
 + lambda_child * sum_eo |s_eo| omega_eo.
 Bayesian update (every `update_every` epochs, at epoch end, on the last training batch):
-  H = diagonal curvature of the batch-mean NLL w.r.t. each switch (non-negative),
+  H = diagonal curvature of the batch NLL w.r.t. each switch (non-negative), summed over the
+      batch by default (`curvature_scale`, below),
   Htilde = H / lambda;  C = (1/gamma + Htilde)^-1;  omega = sqrt(|-C/gamma^2 + 1/gamma|);
   gamma = |s| / omega;  then children: gamma_eo <- (1/gamma_eo + 1/gamma_e)^-1.
 gamma, omega start U(0, 1).
@@ -16,7 +17,14 @@ Our choices (documented adaptations, not from the source):
 - Curvature: the exact diagonal of the generalised Gauss-Newton matrix, J^T (diag p - p p^T) J,
   by one forward-mode JVP per switch (BN couples the batch, so J is the whole batch's
   Jacobian). The authors use a layer-wise recursive approximation; a GGN diagonal serves
-  the same role and is non-negative (REFERENCE.md). Scale: mean NLL over the batch (assumed).
+  the same role and is non-negative (REFERENCE.md).
+- Curvature scale (`curvature_scale`): "sum" (default) is the curvature of the batch loss
+  SUMMED over the images, the authors' convention: BayesNAS/BayesNAS search/Algorithm.py,
+  `hessian_control_scalar`, reduces the per-image terms with a plain sum that includes the
+  batch axis (and `tail_pass` starts from per-image p(1-p), not divided by B). "mean" is the
+  curvature of the batch-MEAN loss, B times smaller. The scale is not cosmetic: since
+  omega^2 = H~/(1 + gamma H~) at the fixed point, gamma (and so what the 0.01 threshold
+  prunes) can move by up to a factor of about sqrt(B) between the two.
 - The space protocol passes ONE set of mixing weights to every cell, so switches are shared
   by all cells and each group norm sqrt(sum_cells s^2 omega^2) has one term: |s| omega.
 - Cost: one forward-mode JVP per switch per update (30 on NB201) on the last training batch,
@@ -59,6 +67,7 @@ from torch import nn
 from methods.base import Batch, SearchMethod, StepContext, accuracy, need_int, need_number
 from spaces.base import Weights
 
+CURVATURE_SCALES = ("sum", "mean")
 
 
 @dataclass
@@ -70,8 +79,12 @@ class BayesNASOptions:
     update_every: int = 1         # epochs between Bayesian updates (our adaptation, assumed)
     threshold: float = 0.01       # edge gamma below it -> `none` (our NB201 rule, assumed)
     curvature_batch_size: int = 0  # images of the last training batch for H; 0 = all (authors)
+    curvature_scale: str = "sum"   # "sum" over the batch (authors' Algorithm.py) | "mean"
 
     def __post_init__(self) -> None:
+        if self.curvature_scale not in CURVATURE_SCALES:
+            raise ValueError(f"method.curvature_scale {self.curvature_scale!r}: valid: "
+                             f"{', '.join(CURVATURE_SCALES)}")
         need_number("switch_lr", self.switch_lr, "> 0", lambda v: v > 0)
         need_number("switch_momentum", self.switch_momentum, "in [0, 1)", lambda v: 0 <= v < 1)
         need_number("lambda_origin", self.lambda_origin, ">= 0", lambda v: v >= 0)
@@ -82,11 +95,14 @@ class BayesNASOptions:
 
 
 def ggn_diagonal(fn: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor,
-                 targets: torch.Tensor, mode: str = "auto") -> torch.Tensor:
-    """diag(J^T H J) / B for the batch-mean cross-entropy of logits = fn(theta), H = diag(p) -
-    p p^T per sample, J = d logits / d theta. Equal to the exact Hessian diagonal where the
+                 targets: torch.Tensor, reduction: str = "mean", mode: str = "auto") -> torch.Tensor:
+    """diag(J^T H J) for the cross-entropy of logits = fn(theta) summed over the batch
+    (`reduction="sum"`) or its batch mean ("mean": divided by B), H = diag(p) - p p^T per
+    sample, J = d logits / d theta. Equal to the exact Hessian diagonal of that loss where the
     logits are linear in theta; never negative. mode "forward": one JVP per coordinate;
     "reverse": one batched VJP over the B*K logits; "auto": whichever needs fewer passes."""
+    if reduction not in CURVATURE_SCALES:
+        raise ValueError(f"reduction must be one of {CURVATURE_SCALES}, got {reduction!r}")
     theta = theta.detach()
     with torch.no_grad():
         p = torch.softmax(fn(theta), dim=-1)
@@ -94,7 +110,7 @@ def ggn_diagonal(fn: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor
         raise ValueError(f"mode must be auto, forward or reverse, got {mode!r}")
     if mode == "reverse" or (mode == "auto" and p.numel() < theta.numel()):
         # fewer logits than switches (the DARTS space): one batched reverse pass is cheaper
-        return _ggn_diagonal_reverse(fn, theta, p)
+        return _ggn_diagonal_reverse(fn, theta, p, reduction)
     out = torch.zeros_like(theta)
     for i in range(theta.numel()):
         tangent = torch.zeros_like(theta).flatten()
@@ -105,11 +121,12 @@ def ggn_diagonal(fn: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor
             dual = torch.autograd.forward_ad.make_dual(theta, tangent.view_as(theta))
             jv = torch.autograd.forward_ad.unpack_dual(fn(dual)).tangent.detach()
         quad = (p * jv * jv).sum(-1) - (p * jv).sum(-1) ** 2   # variance of jv under p, >= 0
-        out.view(-1)[i] = quad.clamp_min(0).mean()
+        quad = quad.clamp_min(0)
+        out.view(-1)[i] = quad.sum() if reduction == "sum" else quad.mean()
     return out
 
 
-def _ggn_diagonal_reverse(fn, theta: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+def _ggn_diagonal_reverse(fn, theta: torch.Tensor, p: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """The same quantity as `ggn_diagonal` from the full Jacobian J (B*K rows) built by ONE
     forward and one batched backward (a vector-Jacobian product per logit): cheaper than one
     JVP per coordinate where there are fewer logits than coordinates."""
@@ -121,7 +138,8 @@ def _ggn_diagonal_reverse(fn, theta: torch.Tensor, p: torch.Tensor) -> torch.Ten
     jac = jac.detach().reshape(b, k, -1)                       # d logit[b, c] / d theta
     pj = p.unsqueeze(-1)
     quad = (pj * jac * jac).sum(1) - (pj * jac).sum(1) ** 2   # variance of J[:, i] under p
-    return quad.clamp_min(0).mean(0).view_as(theta)
+    quad = quad.clamp_min(0)
+    return (quad.sum(0) if reduction == "sum" else quad.mean(0)).view_as(theta)
 
 
 class BayesNAS(SearchMethod):
@@ -192,7 +210,8 @@ class BayesNAS(SearchMethod):
 
     # ----- the Bayesian update -------------------------------------------------------------
     def curvature(self, batch: Batch) -> tuple[Weights, Weights]:
-        """GGN diagonal of the batch-mean NLL w.r.t. every edge and op switch."""
+        """GGN diagonal of the batch NLL (summed or mean, `curvature_scale`) w.r.t. every edge
+        and op switch."""
         keys = list(self.edge_sw)
         sizes = [self.edge_sw[k].numel() for k in keys] + [self.op_sw[k].numel() for k in keys]
         theta = torch.cat([t.detach().flatten() for t in self.arch_parameters()])
@@ -204,7 +223,7 @@ class BayesNAS(SearchMethod):
             return self.supernet(batch[0], self._weights_from(edge, op))
         buffers = {k: v.clone() for k, v in self.supernet.named_buffers()}
         try:
-            h = ggn_diagonal(fn, theta, batch[1])
+            h = ggn_diagonal(fn, theta, batch[1], self.opts.curvature_scale)
         finally:  # the extra forwards must not move BN running statistics
             with torch.no_grad():
                 for k, v in self.supernet.named_buffers():

@@ -1,14 +1,19 @@
 """DARTS (Liu, Simonyan & Yang, ICLR 2019), first and second order.
 
 First order (`darts`): alpha follows grad_alpha L_val(w, alpha) (the base class hooks).
-Source step order on NB201: AutoDL's DARTS-V1 takes the weight step first; on the DARTS
-space the authors' train_search.py takes the architecture step first (both orders).
+Step order: each benchmark's own DARTS protocol, i.e. the space profile's order. NB201:
+AutoDL-Projects exps/NAS-Bench-201-algos/DARTS-V1.py takes the weight step, then the
+architecture step. NAS-Bench-1Shot1: automl/nasbench-1shot1 optimizers/darts/train_search.py
+calls architect.step before the weight step (first and second order alike).
+DARTS space: quark0/darts cnn/train_search.py calls architect.step before the weight step;
+the space's profile says so (arch_first=True).
 
 Second order (`darts-2nd`), REFERENCE.md section 3:
   w' = w - xi * (grad_w L_train(w) + mu * buf + wd * w),  xi = current weight lr,
   g  = grad_alpha L_val(w') - xi * [grad_alpha L_train(w+) - grad_alpha L_train(w-)] / (2r),
   w+- = w +- r v,  v = grad_w' L_val(w'),  r = 0.01 / ||v||.
-Source step order: AutoDL's DARTS-V2 takes the architecture step first.
+Step order: architecture first on every space (AutoDL-Projects DARTS-V2.py on NB201; the
+1Shot1 train_search.py with --unrolled on NAS-Bench-1Shot1).
 """
 from __future__ import annotations
 
@@ -19,13 +24,7 @@ from methods.base import Batch, SearchMethod, StepContext, accuracy
 
 class Darts(SearchMethod):
     name = "darts"
-    arch_first = False
-
-    @classmethod
-    def profile_overrides(cls, space: str, profile: str) -> dict:
-        # DARTS space: the authors' train_search.py calls architect.step before the weight
-        # step in both orders (quark0/darts cnn/train_search.py `train`).
-        return {"arch_first": True if space == "darts" else cls.arch_first}
+    arch_first = None  # the space profile's order (see the module docstring)
 
 
 def _grads(loss, tensors) -> list[torch.Tensor]:

@@ -3,14 +3,21 @@
 Weight step: the supernet trained with ONE uniformly sampled architecture per step
 (space.sample_weights: one-hot rows). No architecture step (the architecture half serves only
 the selection). Selection, every `select_every` epochs and at the last: `num_candidates`
-uniformly sampled architectures, each scored by the supernet's accuracy on one validation
-batch of `valid_batch_size` images (the last ones the loop handed to arch_step), supernet in
-eval mode; the best is the epoch's genotype (ties: first sampled).
+uniformly sampled architectures, each scored by the supernet's accuracy (eval mode) on its
+OWN batch of `valid_batch_size` images of the architecture half with the test transform (no
+augmentation): consecutive batches of one shuffled pass, a new pass when one runs out, a new
+pass at each selection (ctx.eval_batches, seeded by the run and checkpointed, so a resumed
+run draws the same batches). The best is the epoch's genotype (ties: first sampled).
+This is AutoDL-Projects exps/NAS-Bench-201-algos/RANDOM-NAS.py, `search_find_best`: one
+`iter(valid_loader)` per call, `next()` per candidate (restarted when exhausted), the loader
+over the validation split with the test transform and batch `test_batch_size` 512
+(configs/nas-benchmark/algos/RANDOM.config), argmax of the top-1 accuracies. Because each
+candidate sees other images, the scores carry batch-to-batch noise; that is the source's.
 
-NB201 settings (AutoDL-Projects' RANDOM-NAS, REFERENCE.md): 250 epochs, 100 candidates, one
-validation batch of 512: the `paper` profile applies them. Assumed: the other weight
-settings follow the profile (AutoDL's NB201 protocol); the selection each epoch
-(`select_every` 1); before the first selection (epoch 0) the genotype is one uniform sample.
+NB201 settings (RANDOM-NAS.py and RANDOM.config): 250 epochs, 100 candidates (`--select_num
+100`, scripts-search/NAS-Bench-201-algos/RANDOM-NAS.sh), batches of 512, a selection after
+every epoch and at the end: the `paper` profile applies them. Assumed: before the first
+selection (epoch 0) the genotype is one uniform sample.
 DARTS space (Li & Talwalkar's CNN code): 100 epochs, 1000 candidates on 640 validation
 images, selection every 10 epochs (assumed); the source then re-scores its top 10 on the whole
 validation half, a second stage not implemented here. Their grad_clip default (0.25) is the
@@ -33,7 +40,7 @@ from spaces.base import Weights
 class RandomWSOptions:
     num_candidates: int = 100     # architectures scored per selection (AutoDL RANDOM-NAS)
     valid_batch_size: int = 512   # validation images per candidate (AutoDL RANDOM-NAS)
-    select_every: int = 1         # epochs between selections (assumed); 0 = at the end only
+    select_every: int = 1         # epochs between selections (AutoDL RANDOM-NAS: every epoch); 0 = at the end only
 
     def __post_init__(self) -> None:
         need_int("num_candidates", self.num_candidates, 1)
@@ -49,7 +56,6 @@ class RandomWS(SearchMethod):
     def __init__(self, space, supernet, cfg, generator, device="cpu"):
         super().__init__(space, supernet, cfg, generator, device)
         self.sampler = self.own_generator("sampler", 31)
-        self.recent: list[Batch] = []
         self.best = self.space.derive(self.space.sample_weights(self.sampler))
         self.best_acc: float | None = None
 
@@ -79,34 +85,34 @@ class RandomWS(SearchMethod):
         return self._sample()
 
     def arch_step(self, train_batch: Batch, valid_batch: Batch, ctx: StepContext) -> dict:
-        self.recent.append((valid_batch[0].detach(), valid_batch[1].detach()))
-        while sum(len(b[1]) for b in self.recent[1:]) >= self.opts.valid_batch_size:
-            self.recent.pop(0)
-        return {}
+        return {}  # no architecture step
 
     @torch.no_grad()
-    def select(self) -> dict:
-        n = self.opts.valid_batch_size
-        x = torch.cat([b[0] for b in self.recent])[-n:]
-        y = torch.cat([b[1] for b in self.recent])[-n:]
+    def select(self, ctx: StepContext) -> dict:
+        if ctx.eval_batches is None:
+            raise RuntimeError("random-ws scores its candidates on ctx.eval_batches, which this "
+                               "caller does not provide")
+        batches = ctx.eval_batches(self.opts.valid_batch_size)
         was_training = self.supernet.training
         self.supernet.eval()
-        rows = []
+        rows, images = [], 0
         try:
             for _ in range(self.opts.num_candidates):
                 w = self._sample()
+                x, y = next(batches)
                 acc = (self.supernet(x, w).argmax(1) == y).float().mean().item()
                 rows.append((self.space.derive({k: v.cpu() for k, v in w.items()}), acc))
+                images += len(y)
         finally:
             self.supernet.train(was_training)
-        self.best, self.best_acc = max(rows, key=lambda r: r[1])
+        self.best, self.best_acc = max(rows, key=lambda r: r[1])  # max keeps the first of ties
         return {"selected_genotype": self.best, "selected_valid_acc": self.best_acc,
-                "candidates": len(rows), "valid_images": len(y)}
+                "candidates": len(rows), "valid_images": images}  # summed over the candidates
 
     def epoch_end(self, epoch: int, ctx: StepContext) -> dict:
         every = self.opts.select_every
-        if self.recent and (epoch == ctx.epochs or (every > 0 and epoch % every == 0)):
-            return self.select()
+        if epoch == ctx.epochs or (every > 0 and epoch % every == 0):
+            return self.select(ctx)
         return {}
 
     def derive(self) -> str:

@@ -19,6 +19,11 @@ DARTS space: the SDARTS code's sota/cnn/train_search.py uses the DARTS values (5
 batch 64, lr 0.025 -> 0.001, wd 3e-4, momentum 0.9, first/second halves of the training set,
 architecture step first, epsilon_alpha 0.3 ramped from 0.03): the space's `paper` profile,
 no override. Its search network file (sota/cnn/model_search.py) was not readable here.
+On NAS-Bench-1Shot1 the SDARTS code (chenxiangning/SmoothDARTS, its 1Shot1 copy of
+optimizers/darts/train_search.py) keeps the 1Shot1 protocol but defaults to 100 epochs, and
+its README commands do not change that: the `paper` profile runs 100 epochs there. (Read in
+that repository for issue 11; it is not in this project's source index, so it was not
+re-read here.) Step order: architecture first on every space (the SDARTS code's loops).
 Space-agnostic: every architecture tensor's last dim is treated as one simplex row.
 """
 from __future__ import annotations
@@ -107,6 +112,8 @@ class _Sdarts(SearchMethod):
         if space == "nb201" and profile == "paper":
             out.update({"epochs": 100, "w_weight_decay": 3e-4, "w_nesterov": False,
                         "split": "contiguous", "supernet.track_running_stats": True})
+        elif space.startswith("nb1shot1") and profile == "paper":
+            out["epochs"] = 100  # SmoothDARTS 1Shot1 train_search.py default (see above)
         return out
 
 

@@ -103,3 +103,75 @@ def test_reverse_mode_curvature_equals_forward_mode():
     rev = ggn_diagonal(fn, theta, y, mode="reverse")
     assert fwd.abs().sum() > 0 and torch.allclose(fwd, rev, rtol=1e-10, atol=1e-12)
     assert torch.equal(ggn_diagonal(fn, theta, y), rev)  # 12 logits < 40 switches: reverse
+
+
+def test_curvature_scale_sum_is_batch_times_mean_and_default_is_sum():
+    """H(sum) = B * H(mean), in ggn_diagonal and in the method; the default is the authors'
+    sum over the batch (BayesNAS search/Algorithm.py, hessian_control_scalar)."""
+    from benchmark.harness.config import resolve_config
+    from spaces.nb201 import NB201Space
+    feats, y, theta = _linear_problem()
+    fn = lambda t: torch.tanh(torch.einsum("nkc,k->nc", feats, t))  # noqa: E731
+    mean, total = ggn_diagonal(fn, theta, y, "mean"), ggn_diagonal(fn, theta, y, "sum")
+    assert torch.allclose(total, len(y) * mean, rtol=1e-12) and (mean > 0).all()
+
+    assert BayesNAS.Options().curvature_scale == "sum"
+    space = NB201Space()
+    g = torch.Generator().manual_seed(5)
+    batch = (torch.randn(3, 3, 32, 32, generator=g), torch.randint(0, 10, (3,), generator=g))
+    h, threads = {}, torch.get_num_threads()
+    torch.set_num_threads(1)  # 30 small JVPs: thread start-up dominates on a shared CPU
+    try:
+        for scale in ("sum", "mean"):
+            torch.manual_seed(0)
+            cfg = resolve_config("nb201", "bayesnas", 0, "smoke", sets=[f"method.curvature_scale={scale}"])
+            net = space.supernet(C=2, N=1, impl="reference")
+            m = BayesNAS(space, net, cfg, torch.Generator().manual_seed(0))
+            h[scale] = m.curvature(batch)
+    finally:
+        torch.set_num_threads(threads)
+    for part in (0, 1):   # edge switches, op switches
+        s, mn = h["sum"][part]["alpha"], h["mean"][part]["alpha"]
+        assert torch.allclose(s, 3 * mn, rtol=1e-5, atol=1e-10) and s.abs().sum() > 0
+    default = resolve_config("nb201", "bayesnas", 0, "paper")
+    assert BayesNAS.Options(**default.method_options).curvature_scale == "sum"
+
+
+def test_curvature_scale_rejects_unknown_values():
+    import pytest
+    from benchmark.harness.config import resolve_config
+    with pytest.raises(ValueError, match="curvature_scale"):
+        resolve_config("nb201", "bayesnas", 0, "smoke", sets=["method.curvature_scale=max"])
+
+
+def test_update_applies_the_child_gamma_rule():
+    """gamma_op <- (1/gamma_op' + 1/gamma_edge')^-1 after both HARD updates, from a known H."""
+    from benchmark.harness.config import resolve_config
+    from spaces.nb201 import NB201Space
+    space = NB201Space()
+    cfg = resolve_config("nb201", "bayesnas", 0, "smoke")
+    m = BayesNAS(space, space.supernet(C=2, N=1), cfg, torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        m.edge_sw["alpha"].copy_(torch.rand(6, generator=g) + 0.5)
+        m.op_sw["alpha"].copy_(torch.rand(6, 5, generator=g) + 0.5)
+    h_edge = {"alpha": torch.rand(6, generator=g) * 3}
+    h_op = {"alpha": torch.rand(6, 5, generator=g) * 3}
+    m.curvature = lambda batch: (h_edge, h_op)
+    m.last_batch = (torch.zeros(2, 3, 32, 32), torch.zeros(2, dtype=torch.long))
+    s_e, s_o = m.edge_sw["alpha"].detach().clone(), m.op_sw["alpha"].detach().clone()
+    ge0, go0 = m.gamma_edge["alpha"].clone(), m.gamma_op["alpha"].clone()
+    lam_o, lam_c = m.opts.lambda_origin, m.opts.lambda_child
+
+    def hard(s, gamma, h, lam):   # written out again: C, omega, gamma = |s| / omega
+        c = 1 / (1 / gamma + h / lam)
+        omega = (1 / gamma - c / gamma ** 2).abs().sqrt()
+        return s.abs() / omega, omega
+    ge, om_e = hard(s_e, ge0, h_edge["alpha"], lam_o)
+    go, om_o = hard(s_o, go0, h_op["alpha"], lam_c)
+    m.epoch_end(1, None)
+    assert torch.allclose(m.gamma_edge["alpha"], ge) and torch.allclose(m.omega_edge["alpha"], om_e)
+    assert torch.allclose(m.omega_op["alpha"], om_o)
+    child = 1 / (1 / go + 1 / ge.unsqueeze(-1))
+    assert torch.allclose(m.gamma_op["alpha"], child)
+    assert not torch.allclose(child, go, rtol=1e-2)   # the rule matters in this case

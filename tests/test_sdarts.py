@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from benchmark.harness.config import resolve_config
@@ -50,6 +51,20 @@ def test_paper_profile_follows_sdarts_code_smoke_stays_small():
     assert cfg.supernet["track_running_stats"] is True and cfg.supernet["C"] == 16
     smoke = resolve_config("nb201", "sdarts-rs", 0, "smoke")
     assert smoke.epochs == 2 and smoke.supernet["C"] == 4
+    # the dotted override changes one supernet argument; the profile's others stay
+    assert cfg.supernet == {**resolve_config("nb201", "darts", 0, "paper").supernet,
+                            "track_running_stats": True}
+
+
+@pytest.mark.parametrize("method", ["sdarts-rs", "sdarts-adv"])
+@pytest.mark.parametrize("space", ["nb1shot1-s1", "nb1shot1-s2", "nb1shot1-s3"])
+def test_1shot1_paper_profile_runs_100_epochs(space, method):
+    """SmoothDARTS' 1Shot1 train_search.py defaults to 100 epochs; the rest is 1Shot1's."""
+    cfg, base = resolve_config(space, method, 0, "paper"), resolve_config(space, "darts", 0, "paper")
+    assert cfg.epochs == 100 and base.epochs == 50
+    assert (cfg.w_weight_decay, cfg.split, cfg.supernet, cfg.arch_first) == \
+        (base.w_weight_decay, base.split, base.supernet, True)
+    assert resolve_config(space, method, 0, "smoke").epochs == 2
 
 
 def test_sdarts_rs_end_to_end(tmp_path):
@@ -58,3 +73,45 @@ def test_sdarts_rs_end_to_end(tmp_path):
 
 def test_sdarts_adv_end_to_end(tmp_path):
     check_layout(run_tiny("sdarts-adv", tmp_path))
+
+
+def _linear_attack(monkeypatch, eps, steps):
+    """PGD from abar0 itself (the random start patched to zero) on a loss linear in abar whose
+    gradient sign is +-1 per entry with rows summing to 0, so no clip acts: the iterates are
+    abar0 + k * step * sign until the eps ball stops them."""
+    import methods.sdarts as sd
+    monkeypatch.setattr(sd, "_uniform", lambda like, eps, gen: torch.zeros_like(like))
+    abar0 = {"alpha": torch.tensor([[0.5, 0.5], [0.3, 0.7]], dtype=torch.float64)}
+    c = torch.tensor([[1.0, -1.0], [-1.0, 1.0]], dtype=torch.float64)
+    seen = []
+
+    def loss_fn(w):
+        seen.append(w["alpha"].detach().clone())
+        return (c * w["alpha"]).sum()
+    abar, info = pgd_attack(loss_fn, abar0, eps, steps, torch.Generator().manual_seed(0))
+    return abar0["alpha"], c, seen, abar, info
+
+
+def test_pgd_step_size_is_two_eps_over_steps(monkeypatch):
+    """SDARTS code: step size 2*eps/steps (Linf_PGD_alpha), sign of the gradient, projection."""
+    eps, steps = 0.07, 7
+    abar0, c, seen, abar, info = _linear_attack(monkeypatch, eps, steps)
+    assert torch.equal(seen[0], abar0)                     # the (zero) random start
+    step = 2 * eps / steps                                 # 0.02
+    assert torch.allclose(seen[1] - seen[0], step * c, atol=1e-12)
+    assert torch.allclose(seen[2] - seen[0], 2 * step * c, atol=1e-12)
+    # after 4 steps (0.08 > eps) the projection holds the iterate on the ball's surface
+    assert torch.allclose(abar["alpha"], abar0 + eps * c, atol=1e-12)
+    assert info["loss_adv"] > info["loss_clean"]
+
+
+def test_pgd_keeps_the_clean_weights_when_the_attack_cannot_raise_the_loss():
+    """A loss whose maximum is abar0: every perturbation lowers it, so the attack must hand
+    back abar0 itself (the SDARTS code's fallback)."""
+    abar0 = {"alpha": torch.softmax(torch.randn(6, 5, generator=torch.Generator().manual_seed(4)), -1)}
+
+    def loss_fn(w):
+        return -((w["alpha"] - abar0["alpha"]) ** 2).sum()
+    abar, info = pgd_attack(loss_fn, abar0, 0.2, 7, torch.Generator().manual_seed(5))
+    assert torch.equal(abar["alpha"], abar0["alpha"])
+    assert info["loss_adv"] == info["loss_clean"] == 0.0

@@ -6,6 +6,7 @@ of the training arrays, whatever file they came from.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import zipfile
@@ -159,6 +160,12 @@ class BatchStream:
     def __len__(self) -> int:
         return (len(self.y) + self.batch_size - 1) // self.batch_size
 
+    def with_options(self, batch_size: int, augment: bool, generator: torch.Generator) -> "BatchStream":
+        """A stream over the same images (shared, not copied) with other settings."""
+        other = copy.copy(self)
+        other.batch_size, other.augment, other.gen = batch_size, augment, generator
+        return other
+
     def _augment(self, xb: torch.Tensor) -> torch.Tensor:
         b = xb.shape[0]
         padded = torch.nn.functional.pad(xb, (4, 4, 4, 4))
@@ -182,3 +189,10 @@ class BatchStream:
                 xb = self._augment(xb)
             xb = (xb - self.mean) / self.std
             yield xb.to(self.device, non_blocking=True), self.y[idx].to(self.device, non_blocking=True)
+
+
+def endless(stream: BatchStream):
+    """Batches of `stream` in pass after pass, each pass a new shuffle (a DataLoader iterator
+    restarted when it runs out, as AutoDL's RANDOM-NAS `search_find_best` does)."""
+    while True:
+        yield from stream

@@ -18,7 +18,7 @@ import torch
 from tqdm import tqdm
 
 from benchmark.harness.config import MAX_LOSS, SearchConfig
-from benchmark.harness.data import BatchStream, Cifar10
+from benchmark.harness.data import BatchStream, Cifar10, endless
 from benchmark.harness.records import append_jsonl, atomic_write, atomic_write_json, rewrite_jsonl, scan_jsonl
 from benchmark.harness.rundir import IdentityMismatch, RunDir, identity_differences
 from methods.base import StepContext
@@ -58,7 +58,8 @@ def set_rng_state(state: dict, streams: dict[str, torch.Generator]) -> None:
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"].cpu())
     for k, g in streams.items():
-        g.set_state(state["streams"][k].cpu())
+        if k in state["streams"]:  # a checkpoint older than a stream: it was never drawn from
+            g.set_state(state["streams"][k].cpu())
     if "cuda" in state and torch.cuda.is_available():
         # One state per GPU seen when it was saved; a run may resume where fewer are visible
         # (e.g. a local multi-GPU sweep resumed as a one-GPU Slurm job): restore those there are.
@@ -137,7 +138,7 @@ def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.nd
     device = torch.device(device)
     seed_everything(cfg.seed)
     streams = {name: torch.Generator().manual_seed(cfg.seed * 1000 + i)
-               for i, name in enumerate(("arch_init", "train", "valid"))}
+               for i, name in enumerate(("arch_init", "train", "valid", "eval"))}
     train_idx, valid_idx = (h[: cfg.train_subset] if cfg.train_subset else h for h in halves)
     train = BatchStream(data.x_train[train_idx], data.y_train[train_idx], cfg.batch_size, True,
                         streams["train"], device)
@@ -150,7 +151,9 @@ def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.nd
     w_opt = torch.optim.SGD(supernet.parameters(), lr=cfg.w_lr, momentum=cfg.w_momentum,
                             nesterov=cfg.w_nesterov, weight_decay=cfg.w_weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, T_max=cfg.epochs, eta_min=cfg.w_lr_min)
-    ctx = StepContext(supernet, w_opt, 0, cfg.epochs, cfg.grad_clip, len(train_idx), len(valid_idx))
+    ctx = StepContext(supernet, w_opt, 0, cfg.epochs, cfg.grad_clip, len(train_idx), len(valid_idx),
+                      # the architecture half with the test transform, for a method's own scoring
+                      lambda n: endless(valid.with_options(n, False, streams["eval"])))
 
     start, wall = 1, 0.0
     ck, kept, note = load_resumable(rd, cfg, device)

@@ -50,11 +50,12 @@ def build(name: str, sets: list[str], C: int, N: int, batch: int, seed: int = 0)
     method = get_method(name)(space, net, cfg, torch.Generator().manual_seed(seed))
     w_opt = torch.optim.SGD(net.parameters(), lr=cfg.w_lr, momentum=cfg.w_momentum,
                             nesterov=cfg.w_nesterov, weight_decay=cfg.w_weight_decay)
-    ctx = StepContext(net, w_opt, 1, cfg.epochs, cfg.grad_clip, 25000, 25000)
     g = torch.Generator().manual_seed(seed + 1)
 
-    def batch_():
-        return torch.randn(batch, 3, 32, 32, generator=g), torch.randint(0, 10, (batch,), generator=g)
+    def batch_(n: int = batch):
+        return torch.randn(n, 3, 32, 32, generator=g), torch.randint(0, 10, (n,), generator=g)
+    ctx = StepContext(net, w_opt, 1, cfg.epochs, cfg.grad_clip, 25000, 25000,
+                      lambda n: iter(lambda: batch_(n), None))  # random-ws' candidate batches
     tb, vb = batch_(), batch_()
 
     def step() -> float:
