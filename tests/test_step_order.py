@@ -6,6 +6,7 @@ Sources (REFERENCE.md section 1):
 - AutoDL-Projects exps/NAS-Bench-201-algos/DARTS-V2.py: architecture step (unrolled) first.
 - automl/nasbench-1shot1 optimizers/darts/train_search.py: architect.step before the weight
   step, for first and second order (--unrolled).
+- quark0/darts cnn/train_search.py (the DARTS space): architect.step before the weight step.
 - chenxiangning/SmoothDARTS: architecture step first, on NB201 and in its 1Shot1 copy of the
   1Shot1 train_search.py.
 - BaLeNAS: architecture first (REFERENCE.md, "the BaLeNAS author's code"; assumed there).
@@ -23,9 +24,9 @@ NB1SHOT1 = ("nb1shot1-s1", "nb1shot1-s2", "nb1shot1-s3")
 
 # (method, space) -> arch_first, the same in every profile.
 EXPECTED = {}
-for _space, _darts in [("nb201", False), *((s, True) for s in NB1SHOT1)]:
+for _space, _darts in [("nb201", False), *((s, True) for s in NB1SHOT1), ("darts", True)]:
     EXPECTED.update({
-        ("darts", _space): _darts,          # DARTS-V1 (NB201) / 1Shot1 train_search.py
+        ("darts", _space): _darts,          # DARTS-V1 (NB201) / 1Shot1 / DARTS cnn train_search.py
         ("darts-2nd", _space): True,        # DARTS-V2 (NB201) / 1Shot1 --unrolled
         ("sdarts-rs", _space): True,        # SmoothDARTS
         ("sdarts-adv", _space): True,       # SmoothDARTS
@@ -48,11 +49,11 @@ def test_step_order_table():
     for space in spaces():
         if space not in KNOWN_SPACES:
             continue
-        for method in methods():
+        for method in methods():  # every space the table names must be registered (below)
             for profile in PROFILES:
                 got[method, space, profile] = resolve_config(space, method, 0, profile).arch_first
                 want[method, space, profile] = EXPECTED[method, space]
-    assert set(KNOWN_SPACES) <= set(spaces())
+    assert set(KNOWN_SPACES) == set(spaces()), "a registered space has no rows here"
     assert got == want, {k: v for k, v in got.items() if want[k] != v}
 
 
