@@ -64,7 +64,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.base import Batch, SearchMethod, StepContext, accuracy, need_int, need_number
+from methods.base import Batch, SearchMethod, StepContext, accuracy, need_choice, need_int, need_number
 from spaces.base import Weights
 
 CURVATURE_SCALES = ("sum", "mean")
@@ -82,9 +82,7 @@ class BayesNASOptions:
     curvature_scale: str = "sum"   # "sum" over the batch (authors' Algorithm.py) | "mean"
 
     def __post_init__(self) -> None:
-        if self.curvature_scale not in CURVATURE_SCALES:
-            raise ValueError(f"method.curvature_scale {self.curvature_scale!r}: valid: "
-                             f"{', '.join(CURVATURE_SCALES)}")
+        need_choice("curvature_scale", self.curvature_scale, CURVATURE_SCALES)
         need_number("switch_lr", self.switch_lr, "> 0", lambda v: v > 0)
         need_number("switch_momentum", self.switch_momentum, "in [0, 1)", lambda v: 0 <= v < 1)
         need_number("lambda_origin", self.lambda_origin, ">= 0", lambda v: v >= 0)

@@ -16,7 +16,7 @@ from spaces.darts_ops import OPS, PARAM_FREE_OPS  # noqa: F401
 import torch
 from torch import nn
 
-from spaces.base import Weights, softmax_last
+from spaces.base import Weights, check_arguments, softmax_last
 from spaces.darts_ops import NONE
 
 
@@ -89,6 +89,13 @@ class DartsSpace:
         """kwargs: C (16), layers (8), num_classes (10), stem_multiplier (3)."""
         from spaces.darts_search import SearchNetwork
         return SearchNetwork(**kwargs)
+
+    def check_supernet(self, kwargs: dict) -> None:
+        """C (channels) at least 1; layers (cells) at least 3, so that both reduction cells
+        (at 1/3 and 2/3 of the depth) exist; steps, multiplier, stem_multiplier at least 1."""
+        from spaces.darts_search import SearchNetwork
+        check_arguments(kwargs, SearchNetwork, minimum={"C": 1, "layers": 3, "steps": 1,
+                                                        "multiplier": 1, "stem_multiplier": 1})
 
     def derive(self, scores: Weights) -> str:
         """The DARTS rule on softmax(scores) (model_search.py applies softmax to alpha first)."""

@@ -107,7 +107,7 @@ def plan(args, on_job: Callable | None = None) -> list:
     from benchmark.errors import BenchmarkFileError
     from benchmark.harness.records import DamagedFile
     from benchmark.harness.rundir import IdentityMismatch, RunDir
-    from benchmark.harness.scoring import load_scorer
+    from benchmark.harness.scoring import load_scorer, scored_from_files
     from benchmark.harness.worker import Job, cached_data
     from methods.registry import available as methods
     from spaces import available as spaces, get_space
@@ -157,8 +157,9 @@ def plan(args, on_job: Callable | None = None) -> list:
         for kind, name in sorted(first_of_kind.items()):
             scorer, msg = load_scorer(name, bench_dir)
             if scorer is None:
-                print(f"note: runs will record genotypes without {kind} figures: {msg}\n"
-                      f"      fill them in later with: python -m benchmark.score --results {args.out}",
+                later = (f"\n      fill them in later with: python -m benchmark.score --results {args.out}"
+                         if scored_from_files(name) else "")
+                print(f"note: runs will record genotypes without {kind} figures: {msg}{later}",
                       file=sys.stderr)
         halves: dict[str, int] = {}  # split kind -> images per half (each split checked once)
         for (space, method), cfg in base.items():

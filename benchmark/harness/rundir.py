@@ -32,7 +32,11 @@ class IdentityMismatch(ValueError):
 
 class RunDir:
     def __init__(self, root: str | Path, space: str, method: str, seed: int | str):
-        self.path = Path(root) / space / method / f"seed-{seed}"
+        self._files(Path(root) / space / method / f"seed-{seed}")
+
+    def _files(self, path: Path) -> None:
+        """The run's files inside `path` (also for run folders laid out elsewhere: retraining)."""
+        self.path = path
         self.config = self.path / "config.json"
         self.provenance = self.path / "provenance.json"
         self.epochs = self.path / "epochs.jsonl"

@@ -39,19 +39,28 @@ def score_hps(space) -> tuple[str, ...]:
     return tuple(importlib.import_module(SCORERS[space.benchmark].split(":")[0]).HPS)
 
 
-def load_scorer(space, benchmarks_dir: str | Path | None, hp: str = "200") -> tuple[Scorer | None, str]:
-    """(scorer or None, a message: where the figures come from or how to add them) for a space
-    (its name or the space object)."""
+def _loader(space):
     import importlib
     from spaces import get_space
     if isinstance(space, str):
         space = get_space(space)
-    kind = space.benchmark
-    if kind not in SCORERS:
-        raise KeyError(f"space {space.name!r} names an unknown scorer {kind!r}; registered: "
-                       f"{', '.join(SCORERS)}")
-    module, func = SCORERS[kind].split(":")
-    loader = getattr(importlib.import_module(module), func)
+    if space.benchmark not in SCORERS:
+        raise KeyError(f"space {space.name!r} names an unknown scorer {space.benchmark!r}; "
+                       f"registered: {', '.join(SCORERS)}")
+    module, func = SCORERS[space.benchmark].split(":")
+    return space, getattr(importlib.import_module(module), func)
+
+
+def scored_from_files(space) -> bool:
+    """Whether the space's figures come from benchmark files (then `python -m benchmark.score`
+    can fill them in once the files are there), not from a run of their own (retraining)."""
+    return getattr(_loader(space)[1], "needs_benchmarks", True)
+
+
+def load_scorer(space, benchmarks_dir: str | Path | None, hp: str = "200") -> tuple[Scorer | None, str]:
+    """(scorer or None, a message: where the figures come from or how to add them) for a space
+    (its name or the space object)."""
+    space, loader = _loader(space)
     if benchmarks_dir is None and getattr(loader, "needs_benchmarks", True):
         return None, "no benchmarks folder given (--benchmarks / NAS_BENCHMARKS / TORCH_HOME)"
     return loader(space, benchmarks_dir, hp)

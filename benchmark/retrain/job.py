@@ -50,14 +50,7 @@ class RetrainDir(RunDir):
     """A RunDir at an explicit path (lock, identity, provenance, stale temp files, status)."""
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self.config = self.path / "config.json"
-        self.provenance = self.path / "provenance.json"
-        self.epochs = self.path / "epochs.jsonl"
-        self.checkpoint = self.path / "checkpoint.pt"
-        self.done = self.path / "done.json"
-        self.failed = self.path / "failed.json"
-        self.lock_path = self.path / ".lock"
+        self._files(Path(path))
 
 
 @dataclass(frozen=True)
