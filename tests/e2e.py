@@ -54,3 +54,17 @@ def check_layout(records: list[dict], epochs: int = 1, space: str = "nb201") -> 
     for r in records:
         sp.genotype_info(r["genotype"])  # parses and validates the genotype
     assert records[-1]["train_loss"] is not None
+
+
+def interrupt_at_epoch(monkeypatch, epoch: int):
+    """Make the loop raise KeyboardInterrupt after `epoch`'s training, before its record and
+    checkpoint (a kill there); returns a function that undoes it."""
+    from benchmark.harness import loop
+    record = loop._record
+
+    def interrupted(rd, cfg, method, space, ep, *rest, **kw):
+        if ep == epoch:
+            raise KeyboardInterrupt
+        return record(rd, cfg, method, space, ep, *rest, **kw)
+    monkeypatch.setattr(loop, "_record", interrupted)
+    return lambda: monkeypatch.setattr(loop, "_record", record)

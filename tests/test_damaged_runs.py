@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-import benchmark.harness.loop as loop
+from tests.e2e import interrupt_at_epoch
 from analysis import collect as C
 from analysis import report as R
 from benchmark.harness import run_cli, scoring
@@ -162,17 +162,10 @@ def test_damaged_done_json_is_repaired_from_the_matching_checkpoint(tmp_path, re
 
 def _interrupted(out: Path, cifar, benchmarks, monkeypatch) -> Path:
     """Run seed 0 to its epoch-1 checkpoint, then 'kill' it (epochs=2)."""
-    record = loop._record
-
-    def interrupted(rd, cfg, method, space, epoch, *rest, **kw):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return record(rd, cfg, method, space, epoch, *rest, **kw)
-
-    monkeypatch.setattr(loop, "_record", interrupted)
+    undo = interrupt_at_epoch(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         run_cli.main(_argv(out, cifar, benchmarks))
-    monkeypatch.setattr(loop, "_record", record)
+    undo()
     run = out / "nb201" / "darts" / "seed-0"
     assert (run / "checkpoint.pt").exists() and not (run / "done.json").exists()
     return run

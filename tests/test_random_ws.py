@@ -3,7 +3,7 @@ import torch
 from benchmark.harness.config import resolve_config
 from methods.random_ws import RandomWS
 from spaces.nb201 import NB201Space
-from tests.e2e import check_layout, run_tiny
+from tests.e2e import check_layout, interrupt_at_epoch, run_tiny
 
 
 def test_profiles():
@@ -128,7 +128,6 @@ def test_resume_draws_the_same_candidate_batches(tmp_path, cifar, benchmarks, mo
     (so which images a candidate sees depends on the generator), an interrupted and resumed
     run selects exactly as an uninterrupted one."""
     import pytest
-    import benchmark.harness.loop as loop
     from benchmark.harness.records import read_jsonl, strip_timing
     from benchmark.harness.worker import execute
     from tests.test_determinism import _job, _run_dir
@@ -137,16 +136,10 @@ def test_resume_draws_the_same_candidate_batches(tmp_path, cifar, benchmarks, mo
     ref = _job(tmp_path, "ref", cifar, benchmarks, *args)
     assert execute(ref).status == "finished"
     cut = _job(tmp_path, "cut", cifar, benchmarks, *args)
-    record = loop._record
-
-    def interrupted(rd, cfg, method, space, epoch, *rest, **kw):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        return record(rd, cfg, method, space, epoch, *rest, **kw)
-    monkeypatch.setattr(loop, "_record", interrupted)
+    undo = interrupt_at_epoch(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         execute(cut)
-    monkeypatch.setattr(loop, "_record", record)
+    undo()
     assert execute(cut).status == "finished"
     ra, rb = read_jsonl(f"{_run_dir(ref)}/epochs.jsonl"), read_jsonl(f"{_run_dir(cut)}/epochs.jsonl")
     assert ra[2]["diagnostics"]["valid_images"] == 12 * 8
