@@ -85,7 +85,7 @@ class SearchMethod:
     # with (NB201: AutoDL's DARTS-V1, weight step first; 1Shot1: its DARTS code, architecture
     # first); True/False = this method's source takes that order on every space. A method
     # whose order differs per space overrides profile_overrides. Pinned for every method x
-    # space by tests/test_step_order.py.
+    # space by tests/methods/test_step_order.py.
     arch_first: ClassVar[bool | None] = None
 
     def __init__(self, space, supernet: nn.Module, cfg, generator: torch.Generator,

@@ -5,7 +5,7 @@ not change results (a refactor) leaves the records bit-identical.
 
 The digest covers every record field but `timing`, the final answer (done.json without its wall
 time) and config.json. It is recorded with the torch version, since other versions may round
-differently; tests/test_grid_digest.py skips where the versions differ.
+differently; tests/harness/test_grid_digest.py skips where the versions differ.
 """
 from __future__ import annotations
 

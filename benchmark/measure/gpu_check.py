@@ -4,7 +4,7 @@ model, packed seeds on one GPU, and the first paper-scale DARTS search. Prints o
 GPU; run them one at a time with --part.
 
 Parts:
-  correctness   `pytest -m device` (tests/test_device.py, test_determinism.py,
+  correctness   `pytest -m device` (tests/harness/test_device.py, test_determinism.py,
                 test_fault_injection.py): supernet forward/backward on CUDA vs the CPU, every
                 method's smoke run on CUDA, kill-and-resume identical with --deterministic.
                 On CUDA the cuda cases run; on a CPU the cpu cases (the CPU reference).
@@ -56,7 +56,7 @@ CUDA_ONLY = {"packing", "paper-search"}
 SPEED_GOAL = 2.0      # fast supernet vs the authors' model, same GPU (issue 15)
 PACKING_GOAL = 0.7    # K packed runs give at least 0.7*K one run's images/s
 DARTS_V1_NB201_C10_TEST = 54.30  # NB201 paper (Dong & Yang, ICLR 2020), Table 5, DARTS-V1
-CORRECTNESS_FILES = ("tests/test_device.py", "tests/test_determinism.py", "tests/test_fault_injection.py")
+CORRECTNESS_FILES = ("tests/harness/test_device.py", "tests/harness/test_determinism.py", "tests/harness/test_fault_injection.py")
 STATUSES = ("pass", "fail", "missed", "measured", "skipped", "error")
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_SKIPPED = 0, 1, 2, 3
 
@@ -111,7 +111,7 @@ def _junit(path: Path) -> list[dict]:
 def correctness(args, sizes: Sizes) -> list[Row]:
     on_cuda = args.device.startswith("cuda")
     case = "cuda" if on_cuda else "cpu"
-    files = ["tests/test_device.py"] if args.quick else list(CORRECTNESS_FILES)
+    files = ["tests/harness/test_device.py"] if args.quick else list(CORRECTNESS_FILES)
     select = f"{case} and supernet" if args.quick else case
     rows = []
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:

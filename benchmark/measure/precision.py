@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from spaces.nb201 import EDGES, OPS, Supernet
-from spaces.nb201_fast import FastSupernet
+from spaces.nb201.fast import FastSupernet
 
 
 def alpha_grad(net, x, y, alpha, dtype) -> torch.Tensor:

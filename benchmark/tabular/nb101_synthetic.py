@@ -32,7 +32,7 @@ def synthetic_records(num_hashes: int, seed: int = 0, repeats: int = 3,
     for i in range(num_hashes):
         m, ops = _random_spec(rng)
         if true_hashes:
-            from spaces.nb101 import module_hash
+            from spaces.nb1shot1.nb101 import module_hash
             h = module_hash(m, ops)
         else:
             h = hashlib.md5(str(i).encode()).hexdigest()

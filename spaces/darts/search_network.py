@@ -1,0 +1,91 @@
+"""The DARTS search network (quark0/darts cnn/model_search.py `Network`).
+
+Every edge j -> node is a mixed op: sum_o w[e, o] * op_o(x) over the 8 ops, built with BN
+affine=False; pooling ops are followed by an affine-free BN inside the mixed op (the authors'
+MixedOp), `skip_connect` at stride 2 is a FactorizedReduce. A cell preprocesses its two inputs
+as the evaluation cell does (affine-free BN), has 4 intermediate nodes each fed by every earlier
+node (14 edges), and outputs the concatenation of the last `multiplier` (= 4) nodes.
+Macro: 3x3 stem conv to stem_multiplier * C channels + BN, `layers` cells with reductions at
+layers//3 and 2*layers//3, global average pooling, linear.
+
+`forward(x, weights)` takes ALREADY NORMALISED mixing weights {"normal": (14, 8),
+"reduce": (14, 8)}: normal cells mix with weights["normal"], reduction cells with
+weights["reduce"] (the authors apply softmax(alpha) inside forward; here the method does,
+see spaces/base.py). BN layers keep running statistics (PyTorch's default, as the authors).
+Defaults C=16, layers=8 are the authors' train_search.py settings.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from spaces.base import Weights
+from spaces.darts.ops import OPS, FactorizedReduce, ReLUConvBN, make_op
+
+
+class MixedOp(nn.Module):
+    def __init__(self, C: int, stride: int):
+        super().__init__()
+        ops = []
+        for name in OPS:
+            op = make_op(name, C, stride, affine=False)
+            if "pool" in name:
+                op = nn.Sequential(op, nn.BatchNorm2d(C, affine=False))
+            ops.append(op)
+        self.ops = nn.ModuleList(ops)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return sum(w[o] * op(x) for o, op in enumerate(self.ops))
+
+
+class SearchCell(nn.Module):
+    def __init__(self, steps: int, multiplier: int, c_pp: int, c_p: int, C: int, reduction: bool,
+                 reduction_prev: bool):
+        super().__init__()
+        self.reduction, self.steps, self.multiplier = reduction, steps, multiplier
+        self.preprocess0 = (FactorizedReduce(c_pp, C, affine=False) if reduction_prev
+                            else ReLUConvBN(c_pp, C, 1, 1, 0, affine=False))
+        self.preprocess1 = ReLUConvBN(c_p, C, 1, 1, 0, affine=False)
+        self.edges = nn.ModuleList(MixedOp(C, 2 if reduction and j < 2 else 1)
+                                   for i in range(steps) for j in range(i + 2))
+
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        states = [self.preprocess0(s0), self.preprocess1(s1)]
+        offset = 0
+        for _ in range(self.steps):
+            s = sum(self.edges[offset + j](h, weights[offset + j]) for j, h in enumerate(states))
+            offset += len(states)
+            states.append(s)
+        return torch.cat(states[-self.multiplier:], dim=1)
+
+
+class SearchNetwork(nn.Module):
+    def __init__(self, C: int = 16, layers: int = 8, num_classes: int = 10, steps: int = 4,
+                 multiplier: int = 4, stem_multiplier: int = 3):
+        super().__init__()
+        if layers < 3:
+            raise ValueError(f"supernet.layers must be >= 3 (two reduction cells and a normal one), got {layers}")
+        if C < 1 or C % 2:
+            raise ValueError(f"supernet.C must be a positive even number (FactorizedReduce halves it), got {C}")
+        if steps != 4 or multiplier != 4:
+            raise ValueError("the DARTS space has steps=4 and multiplier=4 (14 edges per cell)")
+        c_curr = stem_multiplier * C
+        self.stem = nn.Sequential(nn.Conv2d(3, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
+        c_pp, c_p, c_curr = c_curr, c_curr, C
+        self.cells = nn.ModuleList()
+        reduction_prev = False
+        for i in range(layers):
+            reduction = i in (layers // 3, 2 * layers // 3)
+            if reduction:
+                c_curr *= 2
+            self.cells.append(SearchCell(steps, multiplier, c_pp, c_p, c_curr, reduction, reduction_prev))
+            reduction_prev = reduction
+            c_pp, c_p = c_p, multiplier * c_curr
+        self.global_pooling = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_p, num_classes)
+
+    def forward(self, x: torch.Tensor, weights: Weights) -> torch.Tensor:
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1, weights["reduce" if cell.reduction else "normal"])
+        return self.classifier(self.global_pooling(s1).flatten(1))

@@ -1,0 +1,142 @@
+"""NAS-Bench-201 cells (Dong & Yang, ICLR 2020): arch strings, the reference search cell and
+supernet, and the standalone network.
+
+A cell has 4 nodes and 6 edges j<-i (i<j), each one of 5 ops. Arch strings are formatted
+exactly as the benchmark writes them: ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|``.
+The architecture tensor is ``alpha`` of shape (6, 5): rows in the edge order below,
+columns in the official op order.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from spaces.base import Weights
+from spaces.nb201.ops import OPS, PARAM_FREE_OPS, Macro, make_op
+
+NUM_NODES = 4
+# Edge order = order of the arch string: node 1 <- 0; node 2 <- 0, 1; node 3 <- 0, 1, 2.
+EDGES: tuple[tuple[int, int], ...] = tuple((j, i) for j in range(1, NUM_NODES) for i in range(j))
+NUM_ARCHS = len(OPS) ** len(EDGES)  # 15,625
+
+
+class ArchStringError(ValueError):
+    """An NB201 arch string that does not parse; the message says what is wrong."""
+
+
+def parse_arch(arch: str) -> tuple[str, ...]:
+    """Arch string -> the 6 op names in edge order, validated."""
+    if not isinstance(arch, str):
+        raise ArchStringError(f"arch must be a string, got {type(arch).__name__}")
+    nodes = arch.split("+")
+    if len(nodes) != NUM_NODES - 1:
+        raise ArchStringError(f"{arch!r}: expected {NUM_NODES - 1} nodes joined by '+', got {len(nodes)}")
+    ops: list[str] = []
+    for j, node in enumerate(nodes, start=1):
+        if not (node.startswith("|") and node.endswith("|")) or len(node) < 2:
+            raise ArchStringError(f"{arch!r}: node {j} {node!r} must start and end with '|'")
+        items = node[1:-1].split("|")
+        if len(items) != j:
+            raise ArchStringError(f"{arch!r}: node {j} must have {j} inputs, got {len(items)}")
+        for i, item in enumerate(items):
+            op, sep, src = item.partition("~")
+            if not sep:
+                raise ArchStringError(f"{arch!r}: {item!r} must be 'op~input'")
+            if op not in OPS:
+                raise ArchStringError(f"{arch!r}: unknown op {op!r}; valid: {', '.join(OPS)}")
+            if src != str(i):
+                raise ArchStringError(f"{arch!r}: node {j} input {i} names node {src!r}, expected {i}")
+            ops.append(op)
+    return tuple(ops)
+
+
+def format_arch(ops) -> str:
+    ops = list(ops)
+    if len(ops) != len(EDGES) or any(op not in OPS for op in ops):
+        raise ArchStringError(f"need {len(EDGES)} ops from {OPS}, got {ops}")
+    nodes, k = [], 0
+    for j in range(1, NUM_NODES):
+        nodes.append("|" + "|".join(f"{ops[k + i]}~{i}" for i in range(j)) + "|")
+        k += j
+    return "+".join(nodes)
+
+
+def arch_index_order(arch: str) -> int:
+    """Position of `arch` in the lexicographic product of ops (NOT the benchmark index)."""
+    idx = 0
+    for op in parse_arch(arch):
+        idx = idx * len(OPS) + OPS.index(op)
+    return idx
+
+
+class SearchCell(nn.Module):
+    """Reference mixed cell: one module per op per edge, as the NB201 authors' code does.
+
+    conv_bias (default False): a bias on each conv of the cell. The code behind the NB201
+    paper's search results (D-X-Y/AutoDL-Projects, lib/models/cell_operations.py, Jan-Apr
+    2020) had none; from commit b9a5d28 (2020-07-19, "Prototype generic nas model", no reason
+    given) and in the `xautodl` package, a conv has a bias exactly when its BN is not affine
+    (`bias=not affine`), i.e. in every search cell. With batch statistics the bias cancels in
+    the BN (same function, different parameter count and initial RNG draws); with running
+    statistics in eval mode (`track_running_stats=True`) it changes the output. The suite
+    follows the paper-era code; `conv_bias=True` reproduces xautodl's search cells (its
+    differential test, tests/spaces/test_xautodl_reference.py, uses it).
+    """
+
+    def __init__(self, C: int, affine: bool = False, track: bool = False,
+                 conv_bias: bool = False):
+        super().__init__()
+        self.edges = nn.ModuleList(
+            nn.ModuleList(make_op(op, C, affine, track, conv_bias) for op in OPS) for _ in EDGES)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        nodes = [x]
+        k = 0
+        for j in range(1, NUM_NODES):
+            s = 0
+            for i in range(j):
+                w = weights[k]
+                s = s + sum(w[o] * op(nodes[i]) for o, op in enumerate(self.edges[k]))
+                k += 1
+            nodes.append(s)
+        return nodes[-1]
+
+
+class Supernet(nn.Module):
+    """The search model: every cell mixes all ops with the given weights['alpha'] (6x5)."""
+
+    def __init__(self, C: int = 16, N: int = 5, num_classes: int = 10, affine: bool = False,
+                 track_running_stats: bool = False, conv_bias: bool = False, cell_cls=SearchCell):
+        super().__init__()
+        if not isinstance(conv_bias, bool):
+            raise ValueError(f"supernet.conv_bias must be true or false, got {conv_bias!r}")
+        self.net = Macro(C, N, num_classes,
+                         lambda c: cell_cls(c, affine, track_running_stats, conv_bias))
+
+    def forward(self, x: torch.Tensor, weights: Weights) -> torch.Tensor:
+        return self.net(x, weights["alpha"])
+
+
+class InferCell(nn.Module):
+    """A fixed cell: each edge carries its single op (`none` edges contribute zero)."""
+
+    def __init__(self, ops: tuple[str, ...], C: int):
+        super().__init__()
+        self.ops = nn.ModuleList(make_op(op, C, affine=True, track=True) for op in ops)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        nodes = [x]
+        k = 0
+        for j in range(1, NUM_NODES):
+            s = 0
+            for i in range(j):
+                s = s + self.ops[k](nodes[i])
+                k += 1
+            nodes.append(s)
+        return nodes[-1]
+
+
+def network(arch: str, num_classes: int = 10, C: int = 16, N: int = 5) -> nn.Module:
+    """The standalone network of `arch` exactly as the benchmark trained it (C=16, N=5)."""
+    ops = parse_arch(arch)
+    return Macro(C, N, num_classes, lambda c: InferCell(ops, c))
