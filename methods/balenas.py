@@ -1,6 +1,6 @@
 """BaLeNAS (Zhang et al., CVPR 2022): architecture weights as a Gaussian q(alpha) = N(mu, sigma^2)
 learned by natural-gradient VI in its Adam form (Vadam, methods/vadam.py), dropped in where
-DARTS uses Adam (REFERENCE.md section 3).
+DARTS uses Adam (docs/reference/methods.md#balenas).
 
 Architecture step: Vadam samples alpha~ = mu + eps*sigma (S samples), takes the base gradient
 of L_val at each sample (first order = grad_alpha L_val; second order = the unrolled DARTS
@@ -15,7 +15,7 @@ profile's a_lr / a_betas (3e-4, (0.5, 0.999)); the profile's a_weight_decay is N
 Gaussian prior takes its place). Assumed: `train_set_size` defaults to the size of the
 architecture split as used (25,000 in the paper profile; smaller with train_subset); the base
 gradient order defaults to 1 (first order); step order: architecture first on every space
-(REFERENCE.md gives it as the author's; the BaLeNAS code is not in this project's source
+(docs/reference/methods.md#step-order gives it as the author's; the BaLeNAS code is not in this project's source
 index, and the same author's iDARTS code runs its weight updates inside architect.step, so
 treat it as assumed).
 DARTS space: no public BaLeNAS code states its DARTS-space search settings, so the space's

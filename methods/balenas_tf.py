@@ -19,7 +19,7 @@ and `final_genotype()` returns the last selection.
 Each candidate's network is initialised under a private RNG seeded from (seed, epoch,
 candidate rank), so scores are reproducible and the loop's RNG streams are untouched.
 
-Values: K = 100 (assumed; REFERENCE.md), NASWOT batch 128 (Mellor et al.), proxy default
+Values: K = 100 (assumed; docs/reference/departures.md#balenas-tf-selection), NASWOT batch 128 (Mellor et al.), proxy default
 naswot (BaLeNAS paper), select_every 10 epochs (assumed); the rest as BaLeNAS.
 """
 from __future__ import annotations

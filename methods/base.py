@@ -80,7 +80,7 @@ def accuracy(logits: torch.Tensor, y: torch.Tensor) -> float:
 class SearchMethod:
     name: ClassVar[str]
     Options: ClassVar[type] = NoOptions
-    # The step order of the method's source (REFERENCE.md sec. 1), a fact of a (method, space)
+    # The step order of the method's source (docs/reference/methods.md#step-order), a fact of a (method, space)
     # pair: None = the space profile's order, the protocol the benchmark's authors ran DARTS
     # with (NB201: AutoDL's DARTS-V1, weight step first; 1Shot1: its DARTS code, architecture
     # first); True/False = this method's source takes that order on every space. A method

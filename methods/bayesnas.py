@@ -1,4 +1,4 @@
-"""BayesNAS (Zhou et al., ICML 2019) with the HARD prior, as REFERENCE.md section 3 gives it.
+"""BayesNAS (Zhou et al., ICML 2019) with the HARD prior, as docs/reference/methods.md#bayesnas gives it.
 
 Switches: per row of each architecture tensor (an NB201 edge) one edge switch s_e (it carries
 `none`: there is no op switch for `none`) and one op switch s_eo per other op. The supernet
@@ -17,7 +17,7 @@ Our choices (documented adaptations, not from the source):
 - Curvature: the exact diagonal of the generalised Gauss-Newton matrix, J^T (diag p - p p^T) J,
   by one forward-mode JVP per switch (BN couples the batch, so J is the whole batch's
   Jacobian). The authors use a layer-wise recursive approximation; a GGN diagonal serves
-  the same role and is non-negative (REFERENCE.md).
+  the same role and is non-negative (docs/reference/departures.md#bayesnas-curvature).
 - Curvature scale (`curvature_scale`): "sum" (default) is the curvature of the batch loss
   SUMMED over the images, the authors' convention: BayesNAS/BayesNAS search/Algorithm.py,
   `hessian_control_scalar`, reduces the per-image terms with a plain sum that includes the

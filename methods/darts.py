@@ -8,7 +8,7 @@ calls architect.step before the weight step (first and second order alike).
 DARTS space: quark0/darts cnn/train_search.py calls architect.step before the weight step;
 the space's profile says so (arch_first=True).
 
-Second order (`darts-2nd`), REFERENCE.md section 3:
+Second order (`darts-2nd`), docs/reference/methods.md#darts (DARTS paper sec. 2.3):
   w' = w - xi * (grad_w L_train(w) + mu * buf + wd * w),  xi = current weight lr,
   g  = grad_alpha L_val(w') - xi * [grad_alpha L_train(w+) - grad_alpha L_train(w-)] / (2r),
   w+- = w +- r v,  v = grad_w' L_val(w'),  r = 0.01 / ||v||.

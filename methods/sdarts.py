@@ -1,5 +1,5 @@
 """SDARTS (Chen & Hsieh, ICML 2020): smoothed DARTS by random (RS) or adversarial (ADV)
-perturbation of the architecture during the weight step (REFERENCE.md section 3).
+perturbation of the architecture during the weight step (docs/reference/methods.md#sdarts).
 
 Architecture step: as DARTS first order (the base hooks). Weight step: abar = normalize(alpha)
 (softmax per row), perturbed, fed to the supernet as the mixing weights directly:

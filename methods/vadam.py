@@ -1,5 +1,5 @@
 """Vadam: the Adam-form natural-gradient VI optimiser (Khan et al., ICML 2018), as BaLeNAS
-uses it for the architecture weights (REFERENCE.md section 3).
+uses it for the architecture weights (docs/reference/methods.md#balenas).
 
 The parameters hold the mean mu of a diagonal Gaussian q = N(mu, sigma^2) with
 sigma = 1 / sqrt(N*s + lambda) (N = train_set_size, lambda = prior_prec). One `step(closure)`:

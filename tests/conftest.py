@@ -59,6 +59,9 @@ def cuda_skip_reason() -> str | None:
 
 def pytest_configure(config):
     config.addinivalue_line(
+        "markers", "slow: runs searches, retrainings or subprocesses; the edit-test loop "
+        "deselects them with -m 'not slow' (the full suite, ./run_all.sh --tests, runs them)")
+    config.addinivalue_line(
         "markers", "device: runs on each of DEVICES (cpu; cuda, skipped without a CUDA device); "
         "`pytest -m device` selects the CUDA correctness checks")
 

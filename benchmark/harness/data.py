@@ -18,7 +18,7 @@ import torch
 
 from benchmark.errors import BenchmarkFileError
 
-# AutoDL-Projects' CIFAR-10 normalisation (REFERENCE.md section 1).
+# AutoDL-Projects' CIFAR-10 normalisation (docs/reference/nb201.md#data).
 MEAN = (125.3 / 255, 123.0 / 255, 113.9 / 255)
 STD = (63.0 / 255, 62.1 / 255, 66.7 / 255)
 SPLITS = ("official", "random-half", "contiguous")

@@ -24,7 +24,7 @@ def score_nb101(table, info: dict) -> dict:
     pushes regret up; but it is also a minimum over only the cells the reference code
     enumerates (`spaces.nb1shot1.reference_wirings`: 49 / 65 / 234 of the 66 / 190 / 876
     pruned wirings of spaces 1-3), so a derived cell outside that set can beat it and have a
-    NEGATIVE regret. Regret is never clipped (REFERENCE.md section 2).
+    NEGATIVE regret. Regret is never clipped (docs/reference/nb1shot1.md#regret).
     """
     from spaces import get_space
     q = table.query(info["module_hash"])

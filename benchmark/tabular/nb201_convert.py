@@ -23,7 +23,7 @@ from benchmark.tabular.nb201_table import (ACC_COLUMNS, COST_COLUMNS, CSV_12, CS
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
 CONVERTER = "benchmark.tabular.nb201_convert"
 
-# metric -> (API dataset key, get_more_info key); see REFERENCE.md section 1
+# metric -> (API dataset key, get_more_info key); see docs/reference/nb201.md#querying-the-table
 METRIC_SOURCES: dict[str, tuple[str, str]] = {
     "cifar10_valid": ("cifar10-valid", "valid-accuracy"),
     "cifar10_test": ("cifar10", "test-accuracy"),

@@ -1,5 +1,5 @@
 """Scorer of the NB201 space: a lookup in the compact NAS-Bench-201 table at the run's
-training schedule (`hp`, always named; REFERENCE.md section 1)."""
+training schedule (`hp`, always named; docs/reference/nb201.md#querying-the-table)."""
 from __future__ import annotations
 
 from pathlib import Path

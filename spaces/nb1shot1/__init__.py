@@ -27,7 +27,7 @@ from spaces.base import check_arguments
 from spaces.nb1shot1.nb101 import CONV1X1, MAXPOOL3X3
 from spaces.nb1shot1.model import PRIMITIVES, SuperNet
 
-# Parents per node (1..steps, then output) and the published best errors (REFERENCE.md §2).
+# Parents per node (1..steps, then output) and the published best errors (docs/reference/nb1shot1.md#the-three-spaces).
 _DEFS = {
     1: dict(parents=[1, 2, 2, 2, 2], test_min_error=0.05448716878890991,
             valid_min_error=0.049278855323791504),
@@ -37,8 +37,8 @@ _DEFS = {
             valid_min_error=0.04847759008407593),
 }
 
-# Search protocols (SearchConfig fields): NAS-Bench-1Shot1 (Zela et al. 2020; REFERENCE.md
-# section 2; automl/nasbench-1shot1 optimizers/darts/train_search.py).
+# Search protocols (SearchConfig fields): NAS-Bench-1Shot1 (Zela et al. 2020;
+# docs/reference/nb1shot1.md#search-protocol; automl/nasbench-1shot1 optimizers/darts/train_search.py).
 _COMMON = dict(split="contiguous", w_weight_decay=3e-4, w_nesterov=False, arch_first=True)
 PROFILES = {
     "paper": dict(epochs=50, batch_size=96, supernet=dict(C=16, layers=9), hessian_every=5, **_COMMON),
@@ -271,7 +271,7 @@ def reference_wirings(space: OneShot1Space) -> Iterator[Edges]:
 
 
 def count_architectures(space: OneShot1Space, hashes: bool = True) -> dict:
-    """Sizes of a space under the definitions of NB1SHOT1.md."""
+    """Sizes of a space under the definitions of docs/spaces/nb1shot1.md#definitions."""
     n_ops = len(PRIMITIVES)
     graphs = loose_free = 0
     structures: set[tuple] = set()   # pruned wiring (edges among kept vertices, kept blocks)

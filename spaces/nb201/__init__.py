@@ -15,7 +15,7 @@ from spaces.nb201.fast import FastSupernet
 from spaces.nb201.ops import OPS, PARAM_FREE_OPS
 
 # Search protocols (SearchConfig fields). `paper`: AutoDL-Projects' protocol for the published
-# DARTS numbers (REFERENCE.md section 1). impl="fast": the batched supernet (spaces/nb201/fast.py),
+# DARTS numbers (docs/reference/nb201.md#search-protocol). impl="fast": the batched supernet (spaces/nb201/fast.py),
 # same math as impl="reference" (tests/spaces/test_nb201_fast.py) and faster (benchmark.measure.speed).
 PROFILES = {
     "paper": dict(epochs=50, batch_size=64, split="official", hessian_every=5,

@@ -1,7 +1,7 @@
 """The step order (architecture step first or not) is a fact of a (method, space) pair: this
 table pins it for every registered method on every space it names, in every profile.
 
-Sources (REFERENCE.md section 1):
+Sources (docs/reference/methods.md#step-order):
 - AutoDL-Projects exps/NAS-Bench-201-algos/DARTS-V1.py: weight step, then architecture step.
 - AutoDL-Projects exps/NAS-Bench-201-algos/DARTS-V2.py: architecture step (unrolled) first.
 - automl/nasbench-1shot1 optimizers/darts/train_search.py: architect.step before the weight
@@ -9,7 +9,7 @@ Sources (REFERENCE.md section 1):
 - quark0/darts cnn/train_search.py (the DARTS space): architect.step before the weight step.
 - chenxiangning/SmoothDARTS: architecture step first, on NB201 and in its 1Shot1 copy of the
   1Shot1 train_search.py.
-- BaLeNAS: architecture first (REFERENCE.md, "the BaLeNAS author's code"; assumed there).
+- BaLeNAS: architecture first (docs/reference/methods.md#step-order; assumed there).
 - BayesNAS and random-ws have no architecture step (BayesNAS trains its switches with the
   weights, random-ws only selects): the order is immaterial; the values are pinned anyway,
   since they are part of a run's config.
@@ -30,7 +30,7 @@ for _space, _darts in [("nb201", False), *((s, True) for s in NB1SHOT1), ("darts
         ("darts-2nd", _space): True,        # DARTS-V2 (NB201) / 1Shot1 --unrolled
         ("sdarts-rs", _space): True,        # SmoothDARTS
         ("sdarts-adv", _space): True,       # SmoothDARTS
-        ("balenas", _space): True,          # BaLeNAS (assumed, REFERENCE.md)
+        ("balenas", _space): True,          # BaLeNAS (assumed, docs/reference/methods.md#step-order)
         ("balenas-tf", _space): True,       # as BaLeNAS
         ("bayesnas", _space): True,         # immaterial: no architecture step
         ("random-ws", _space): False,       # immaterial: no architecture step

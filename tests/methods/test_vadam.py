@@ -99,7 +99,7 @@ def test_mean_of_squares_with_several_samples():
 
 
 def test_one_hand_computed_step():
-    """One step written out from the update rule (Khan et al. 2018, Vadam; REFERENCE.md sec. 3):
+    """One step written out from the update rule (Khan et al. 2018, Vadam; docs/reference/methods.md#balenas):
     the sample, the prior term in m, the data term in s, both bias corrections, and lambda/N
     in the denominator all move the result here."""
     N, lam, prec_init, lr, (b1, b2) = 4, 2.0, 6.0, 0.1, (0.9, 0.999)
