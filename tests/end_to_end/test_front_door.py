@@ -267,3 +267,68 @@ def test_search_and_retraining_print_one_line_per_epoch_to_a_file(tmp_path, cifa
     lines = [line for line in text.splitlines() if line.startswith("retrain ") and ": epoch " in line]
     assert [line.split(": epoch ", 1)[1].split()[0] for line in lines] == ["1/2", "2/2"], text
     assert "test_acc" in lines[0]
+
+
+# ----- all of it: ./run_all.sh with nothing set -----
+
+SHIM = '''# test-only: torchvision's CIFAR10 md5s replaced by those of the test's archive
+import json, os, sys
+sys.path.insert(0, os.environ["FRONT_DOOR_REPO"])
+spec = json.load(open(os.environ["FRONT_DOOR_ARCHIVE"]))
+import benchmark.harness.data as data
+
+
+def official():
+    from torchvision.datasets import CIFAR10
+    f = spec["files"]
+    return type("TestArchiveCIFAR10", (CIFAR10,), dict(
+        tgz_md5=spec["md5"], train_list=[[f"data_batch_{i}", f[f"data_batch_{i}"]] for i in range(1, 6)],
+        test_list=[["test_batch", f["test_batch"]]], meta={**CIFAR10.meta, "md5": f["batches.meta"]}))
+
+
+data.official_cifar10 = official
+'''
+
+
+@pytest.mark.slow
+def test_run_all_on_a_fresh_machine(tmp_path):
+    """./run_all.sh with no NAS_DATA / NAS_BENCHMARKS / TORCH_HOME and an empty HOME but for the
+    test's archive in the default folder: the DARTS space is searched and retrained, each
+    missing table is named with its command, progress is one line per epoch in the log. The
+    subprocesses accept the test's archive through a sitecustomize module on PYTHONPATH (the
+    test's only way into them); no network (the archive is there, so nothing is fetched)."""
+    if not (REPO / ".venv/bin/python").exists():
+        pytest.skip("no .venv in the repository root (run ./run_all.sh --tests to create it)")
+    home = tmp_path / "home"
+    written = write_cifar10_archive(home / ".cache/darts-repro/data/cifar-10-python.tar.gz")
+    spec = tmp_path / "archive.json"
+    spec.write_text(json.dumps({"md5": written["md5"], "files": written["files"]}))
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(SHIM)
+    env = {k: v for k, v in os.environ.items() if k not in ("NAS_DATA", "NAS_BENCHMARKS", "TORCH_HOME")}
+    env.update(HOME=str(home), PYTHONPATH=str(shim), FRONT_DOOR_REPO=str(REPO), FRONT_DOOR_ARCHIVE=str(spec))
+    out, log = tmp_path / "results", tmp_path / "run_all.log"
+    with open(log, "w") as f:
+        r = subprocess.run([str(REPO / "run_all.sh"), "--profile", "smoke", "--methods", "darts", "--seeds", "0",
+                            "--epochs", "1", "--threads", "1", "--out", str(out)],
+                           cwd=REPO, env=env, stdout=f, stderr=subprocess.STDOUT, timeout=1200)
+    text = log.read_text()
+    assert r.returncode == 0, text[-3000:]
+    lines = text.splitlines()
+    bench = home / ".torch"
+    assert lines[:3] == [
+        f"run_all: skipping nb201: no NAS-Bench-201 table in {bench}; get it with: "
+        "python -m benchmark.prepare nb201 --source FILE",
+        f"run_all: skipping nb1shot1-s1, nb1shot1-s2, nb1shot1-s3: no NAS-Bench-101 table in {bench}; "
+        "get it with: python -m benchmark.prepare nb101 --download",
+        "run_all: spaces: darts"]
+    data = home / ".cache/darts-repro/data"
+    assert f"note: extracting {data / 'cifar-10-python.tar.gz'} into {data / 'cifar-10-batches-py'}" in lines
+    assert "\r" not in text
+    epochs = [line.split(": epoch ")[0] + " " + line.split(": epoch ")[1].split()[0]
+              for line in lines if ": epoch " in line]
+    assert epochs == ["search darts/darts/seed-0 1/1", "retrain darts/darts/seed-0/retrain/seed-0 1/2",
+                      "retrain darts/darts/seed-0/retrain/seed-0 2/2"], text
+    assert (out / "darts/darts/seed-0/retrain/seed-0/done.json").is_file()
+    assert (out / "report/report.md").is_file()
