@@ -10,15 +10,17 @@
 # DARTS space is scored by retraining its genotypes); (4) python -m benchmark.score;
 # (5) python analysis/report.py --results OUT --out OUT/report (report.md, report.html).
 # Defaults: profile paper where CUDA is available, else smoke (said loudly); methods = all
-# registered; spaces = the registered spaces whose benchmark table is found (the others are
-# skipped with the reason, so a missing NB101 table never sinks the run; name a space with
-# --spaces to run it anyway, unscored); seeds 0-4 (paper) or 0-1 (smoke).
+# registered; spaces = darts (scored by retraining) and the registered spaces whose benchmark
+# table is found (each missing table is named on one line with the command that builds it;
+# name a space with --spaces to run it anyway, unscored); seeds 0-4 (paper) or 0-1 (smoke);
+# CIFAR-10 = --data, else NAS_DATA, else ~/.cache/darts-repro/data (torchvision's official
+# archive is downloaded there once, md5-checked).
 # Exit codes: 0 all done; 1 some run failed or has damaged files (the report is still written
 # and names them); 2 bad input.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
 
 PY=.venv/bin/python
 bootstrap() {
@@ -67,11 +69,11 @@ BENCH="${BENCH:-${NAS_BENCHMARKS:-${TORCH_HOME:-$HOME/.torch}}}"
 if [ -z "$SPACES" ]; then
     SPACES="$("$PY" analysis/grid_defaults.py spaces "$BENCH")"
     if [ -z "$SPACES" ]; then
-        echo "error: no search space has its benchmark table in $BENCH; set --benchmarks or" \
+        echo "error: no search space to run by default (see above); set --benchmarks or" \
              "NAS_BENCHMARKS, or name spaces with --spaces to run them unscored" >&2
         exit 2
     fi
-    echo "run_all: spaces with a benchmark table: $SPACES" >&2
+    echo "run_all: spaces: $SPACES" >&2
 fi
 
 RUN=("$PY" benchmark/run.py --profile "$PROFILE" --methods "$METHODS" --spaces "$SPACES"

@@ -1,9 +1,17 @@
-"""Where benchmark files live by default: $NAS_BENCHMARKS, else $TORCH_HOME, else ~/.torch
-(the official NB201/NATS APIs look in $TORCH_HOME too)."""
+"""Where the suite looks for its files by default.
+
+CIFAR-10: --data, else $NAS_DATA, else DEFAULT_DATA_DIR, a torchvision root folder into which
+torchvision's official archive (cifar-10-python.tar.gz, md5-checked) is downloaded once and
+extracted (cifar-10-batches-py/). Benchmark tables: $NAS_BENCHMARKS, else $TORCH_HOME, else
+~/.torch (the official NB201/NATS APIs look in $TORCH_HOME too).
+"""
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+# The default CIFAR-10 folder (a torchvision root), used when neither --data nor NAS_DATA is given.
+DEFAULT_DATA_DIR = "~/.cache/darts-repro/data"
 
 
 def default_benchmarks_dir() -> Path:
@@ -11,3 +19,19 @@ def default_benchmarks_dir() -> Path:
         if os.environ.get(var):
             return Path(os.environ[var]).expanduser()
     return Path.home() / ".torch"
+
+
+def default_data_dir() -> Path:
+    """DEFAULT_DATA_DIR with ~ expanded (HOME at call time)."""
+    return Path(DEFAULT_DATA_DIR).expanduser()
+
+
+def data_source(data: str | None, download: bool) -> tuple[str, bool, bool]:
+    """(CIFAR-10 path, download?, is it the default folder?) for a command's --data/--download:
+    --data, else $NAS_DATA, else the default folder, which is always downloaded into when
+    CIFAR-10 is not there yet (a folder the user names is downloaded into only with --download)."""
+    if data:
+        return data, download, False
+    if os.environ.get("NAS_DATA"):
+        return os.environ["NAS_DATA"], download, False
+    return str(default_data_dir()), True, True

@@ -66,6 +66,31 @@ def pytest_configure(config):
         "`pytest -m device` selects the CUDA correctness checks")
 
 
+@pytest.fixture
+def no_network(monkeypatch) -> list[str]:
+    """The network is off: urlopen of anything but a file:// URL, and any socket connection,
+    raise URLError (as on a machine without internet). Returns the URLs that were tried."""
+    import socket
+    import urllib.error
+    import urllib.request
+    tried: list[str] = []
+    real_urlopen = urllib.request.urlopen
+
+    def urlopen(url, *args, **kwargs):
+        full = url.full_url if isinstance(url, urllib.request.Request) else str(url)
+        if full.startswith("file:"):
+            return real_urlopen(url, *args, **kwargs)
+        tried.append(full)
+        raise urllib.error.URLError("network disabled in tests")
+
+    def connect(self, address, *args):
+        tried.append(repr(address))
+        raise urllib.error.URLError("network disabled in tests")
+    monkeypatch.setattr(urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    return tried
+
+
 def pytest_generate_tests(metafunc):
     """A test with a `device` argument is parametrised over DEVICES and marked `device`;
     its cuda case skips with the reason where no CUDA device is present."""

@@ -107,10 +107,11 @@ def run_local(jobs: list[Job], placement: Placement) -> list[Outcome]:
         return run_sequential([dataclasses.replace(j, device=placement.devices[0]) for j in jobs])
     from joblib import Parallel, delayed
     slots = [d for d in placement.devices for _ in range(placement.per_device)]
-    # One bar per worker would interleave on the terminal: workers run without bars. Workers
-    # watch this process: if it dies they stop after their checkpoint (worker.watch_parent).
-    jobs = [dataclasses.replace(j, threads=placement.threads(j), progress=False, parent_pid=os.getpid())
-            for j in jobs]
+    # One bar per worker would interleave on the terminal: workers print a line per epoch
+    # instead (progress.py). Workers watch this process: if it dies they stop after their
+    # checkpoint (worker.watch_parent).
+    jobs = [dataclasses.replace(j, threads=placement.threads(j), progress=j.progress and "lines",
+                                parent_pid=os.getpid()) for j in jobs]
     with tempfile.TemporaryDirectory(prefix="nas-slots-") as slot_dir:
         return list(Parallel(n_jobs=min(placement.slots, len(jobs)), backend="loky")(
             delayed(_execute_in_slot)(j, slot_dir, slots) for j in jobs))
@@ -150,7 +151,7 @@ def run_slurm(jobs: list[Job], opts: SlurmOptions) -> list[Outcome]:
     ex.update_parameters(**params)
     device = "cuda:0" if opts.gpus_per_job else "cpu"  # each job sees only its own GPUs
     jobs = [dataclasses.replace(j, device=device, threads=j.threads or opts.cpus_per_job,
-                                progress=False) for j in jobs]
+                                progress=j.progress and "lines") for j in jobs]
     handles = ex.map_array(run_one, jobs)
     return [_result(h, j) for h, j in zip(handles, jobs)]
 
@@ -183,7 +184,7 @@ def run_ray(jobs: list[Job], opts: RayOptions) -> list[Outcome]:
                                            max_retries=0)
         device = "cuda:0" if opts.gpus_per_job else "cpu"  # Ray sets CUDA_VISIBLE_DEVICES
         jobs = [dataclasses.replace(j, device=device, threads=j.threads or opts.cpus_per_job,
-                                    progress=False) for j in jobs]
+                                    progress=j.progress and "lines") for j in jobs]
         refs = [task.remote(j) for j in jobs]
         out = []
         for ref, j in zip(refs, jobs):

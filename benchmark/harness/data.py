@@ -1,14 +1,23 @@
 """CIFAR-10 for the search protocol: sources, the 25k/25k splits, and a batch stream.
 
 Sources: an .npz with x_train, y_train, x_test, y_test (uint8 NHWC), or a torchvision root
-folder (torchvision's CIFAR10, downloaded only when asked). The data's identity is the md5
-of the training arrays, whatever file they came from.
+folder (read by torchvision's CIFAR10, which checks every file's md5). A root is filled only
+when asked (--download, or the default folder of benchmark/paths.py): torchvision's official
+archive is downloaded once, its md5 checked, and extracted (`fetch_cifar10`). The data's
+identity is the md5 of the training arrays, whatever file they came from.
 """
 from __future__ import annotations
 
 import copy
 import hashlib
 import json
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +53,112 @@ def _md5(x: np.ndarray, y: np.ndarray) -> str:
     return h.hexdigest()
 
 
+def official_cifar10():
+    """torchvision's CIFAR10 class: the official archive's URL, file name and md5, and every
+    extracted file's md5 (`url`, `filename`, `tgz_md5`, `train_list`, `test_list`, `meta`).
+    Tests substitute a subclass describing their own small archive."""
+    from torchvision.datasets import CIFAR10
+    return CIFAR10
+
+
+def _file_md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _extracted_ok(root: Path, official) -> bool:
+    folder = root / official.base_folder
+    files = [*official.train_list, *official.test_list, [official.meta["filename"], official.meta["md5"]]]
+    return all((folder / name).is_file() and _file_md5(folder / name) == md5 for name, md5 in files)
+
+
+def fetch_cifar10(root: str | Path, log=None) -> Path:
+    """Make `root` a torchvision CIFAR-10 root, as torchvision's `download=True` does: nothing
+    to do when root/cifar-10-batches-py/ holds the official files (md5 of each); else the official
+    archive root/cifar-10-python.tar.gz, downloaded once when absent, its md5 checked, is
+    extracted. An archive there whose md5 is not the official one is refused, never used or
+    overwritten. Raises DataError saying what to do."""
+    official = official_cifar10()
+    root = Path(root).expanduser()
+    log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    if _extracted_ok(root, official):
+        return root
+    archive = root / official.filename
+    where = (f"copy torchvision's {official.filename} (md5 {official.tgz_md5}) into {root}, or "
+             "point --data / NAS_DATA at a CIFAR-10 .npz or torchvision root")
+    if archive.is_file():
+        digest = _file_md5(archive)
+        if digest != official.tgz_md5:
+            raise DataError(f"{archive} has md5 {digest}, not the official {official.tgz_md5}: a "
+                            "truncated or altered copy, not used. Delete it and run again to download "
+                            f"it afresh from {official.url}, or point --data / NAS_DATA at another copy")
+    else:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise DataError(f"cannot create the CIFAR-10 folder {root} ({e.strerror}); point --data / "
+                            "NAS_DATA at a writable folder or an existing copy") from None
+        log(f"note: no CIFAR-10 in {root} yet: downloading {official.url} (about 170 MB, once)")
+        try:
+            _download(official.url, archive, official.tgz_md5)
+        except (urllib.error.URLError, OSError) as e:  # HTTPError and timeouts are among these
+            raise DataError(f"could not download CIFAR-10 from {official.url} ({type(e).__name__}: "
+                            f"{getattr(e, 'reason', None) or e}); without a network, {where}") from None
+    log(f"note: extracting {archive} into {root / official.base_folder}")
+    _extract(archive, root, official.base_folder)
+    if not _extracted_ok(root, official):
+        raise DataError(f"{archive} has the official md5 but its files do not (a disk error?); delete "
+                        f"{root / official.base_folder} and {archive}, and run again")
+    return root
+
+
+def _download(url: str, dest: Path, md5: str) -> None:
+    """url -> dest through a private .part file, renamed only once its md5 is `md5`."""
+    from benchmark.harness.progress import CountProgress
+    part = dest.with_name(f"{dest.name}.part-{os.getpid()}")
+    h = hashlib.md5()
+    try:
+        request = urllib.request.Request(url, headers={"User-Agent": "darts-repro"})
+        with urllib.request.urlopen(request, timeout=60) as r, open(part, "wb") as f:
+            bar = CountProgress("download", int(r.headers.get("Content-Length") or 0) or None)
+            try:
+                while block := r.read(1 << 20):
+                    f.write(block)
+                    h.update(block)
+                    bar.update(len(block))
+            finally:
+                bar.close()
+        if h.hexdigest() != md5:
+            raise DataError(f"the download from {url} has md5 {h.hexdigest()}, not the official "
+                            f"{md5} (an interrupted or altered transfer); it was discarded: run again")
+        os.replace(part, dest)
+    finally:
+        part.unlink(missing_ok=True)
+
+
+def _extract(archive: Path, root: Path, folder: str) -> None:
+    """archive's `folder`/ -> root/`folder`/, through a temporary folder (never half-written)."""
+    tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=root))
+    try:
+        try:
+            with tarfile.open(archive, "r:gz") as tf:
+                # no links out, no absolute paths (the filter exists from Python 3.10.12 / 3.11.4)
+                tf.extractall(tmp, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+        except (tarfile.TarError, OSError, EOFError) as e:
+            raise DataError(f"cannot extract {archive} ({type(e).__name__}: {e}); delete it and run "
+                            "again") from None
+        if not (tmp / folder).is_dir():
+            raise DataError(f"{archive} holds no {folder}/ folder; delete it and run again")
+        if (root / folder).exists():
+            shutil.rmtree(root / folder)
+        os.replace(tmp / folder, root / folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def load_cifar10(path: str | Path, download: bool = False) -> Cifar10:
     path = Path(path).expanduser()
     if path.suffix == ".npz":
@@ -63,9 +178,10 @@ def load_cifar10(path: str | Path, download: bool = False) -> Cifar10:
         if not path.is_dir() and not download:
             raise DataError(f"CIFAR-10 folder {path} does not exist; point --data/NAS_DATA at "
                             "an existing torchvision root or .npz, or add --download")
-        from torchvision.datasets import CIFAR10
+        if download:
+            fetch_cifar10(path)
         try:
-            ds = CIFAR10(str(path), train=True, download=download)
+            ds = official_cifar10()(str(path), train=True, download=False)
         except RuntimeError as e:
             raise DataError(f"no CIFAR-10 under {path} ({e}); add --download where the "
                             "network allows, or point --data at an .npz") from e

@@ -15,10 +15,10 @@ from typing import Callable
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from benchmark.harness.config import MAX_LOSS, SearchConfig
 from benchmark.harness.data import BatchStream, Cifar10, endless
+from benchmark.harness.progress import EpochProgress, Progress
 from benchmark.harness.records import append_jsonl, atomic_write, atomic_write_json, rewrite_jsonl, scan_jsonl
 from benchmark.harness.rundir import IdentityMismatch, RunDir, identity_differences
 from methods.base import StepContext
@@ -125,7 +125,7 @@ def check_divergence(rows: list[dict], epoch: int, max_loss: float) -> None:
 
 
 def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.ndarray, np.ndarray],
-               device: str = "cpu", scorer: Scorer | None = None, progress: bool = True,
+               device: str = "cpu", scorer: Scorer | None = None, progress: Progress = True,
                notes: list[str] | None = None,
                on_record: Callable[[dict], None] | None = None,
                max_loss: float = MAX_LOSS, should_stop: Callable[[], bool] | None = None) -> str:
@@ -173,8 +173,9 @@ def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.nd
         rd.epochs.unlink(missing_ok=True)
         _record(rd, cfg, method, space, 0, [], w_opt, 0.0, 0.0, {}, scorer, on_record=on_record)
 
-    bar = tqdm(total=(cfg.epochs - start + 1) * len(train), disable=not progress, leave=False,
-               desc=f"{cfg.space}/{cfg.method}/seed-{cfg.seed}", unit="step")
+    # A bar on a terminal; one line per epoch in a log file, CI or a Slurm job (progress.py).
+    bar = EpochProgress("search", f"{cfg.space}/{cfg.method}/seed-{cfg.seed}", start, cfg.epochs,
+                        len(train), progress)
     for epoch in range(start, cfg.epochs + 1):
         ctx.epoch = epoch
         t0 = time.perf_counter()
@@ -186,7 +187,7 @@ def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.nd
                 if k in row and not math.isfinite(row[k]):
                     raise DivergenceError(f"{k} is {row[k]} at epoch {epoch}")
             rows.append(row)
-            bar.update(1)
+            bar.step()
         check_divergence(rows, epoch, max_loss)
         lr_used = w_opt.param_groups[0]["lr"]
         diagnostics = method.epoch_end(epoch, ctx)
@@ -205,6 +206,8 @@ def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.nd
         buf = io.BytesIO()  # serialised first: a full disk then shows as an OSError, not a torch error
         torch.save(state, buf)
         atomic_write(rd.checkpoint, lambda f: f.write(buf.getbuffer()), mode="wb")
+        bar.epoch(epoch, {k: _mean(rows, k) for k in ("train_loss", "train_acc", "valid_loss", "valid_acc")},
+                  dt)
         if should_stop is not None and epoch < cfg.epochs and should_stop():
             bar.close()
             raise StopRequested(f"stopped after the checkpoint of epoch {epoch}")

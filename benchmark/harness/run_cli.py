@@ -19,7 +19,7 @@ if not __package__:  # run as a script: make the repo importable
 
 from benchmark.harness.config import MAX_LOSS, PROFILES, resolve_config  # noqa: E402
 from benchmark.harness.grid import MAX_RUNS, UsageError, make_grid, parse_names, parse_seeds  # noqa: E402
-from benchmark.paths import default_benchmarks_dir  # noqa: E402
+from benchmark.paths import DEFAULT_DATA_DIR, data_source, default_benchmarks_dir  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,9 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a config field (e.g. batch_size=32, split=random-half, "
                         "supernet.C=8, method.num_samples=2); repeatable")
     p.add_argument("--out", default="results", help="results folder (default results/)")
-    p.add_argument("--data", default=os.environ.get("NAS_DATA"),
-                   help="CIFAR-10: an .npz (x_train, y_train, ...) or a torchvision root (default $NAS_DATA)")
-    p.add_argument("--download", action="store_true", help="let torchvision download CIFAR-10 into --data")
+    p.add_argument("--data", default=None,
+                   help="CIFAR-10: an .npz (x_train, y_train, ...) or a torchvision root (default $NAS_DATA, "
+                        f"else {DEFAULT_DATA_DIR}, where torchvision's official archive is downloaded once)")
+    p.add_argument("--download", action="store_true",
+                   help="download torchvision's official CIFAR-10 archive into the --data folder (md5-checked)")
     p.add_argument("--benchmarks", default=None,
                    help="folder of benchmark tables and cifar-split.txt "
                         "(default $NAS_BENCHMARKS, else $TORCH_HOME, else ~/.torch)")
@@ -136,9 +138,10 @@ def plan(args, on_job: Callable | None = None) -> list:
         if d != "cpu" and not (d.startswith("cuda") and _cuda()):
             raise UsageError(f"--devices {d!r}: not available here; valid: cpu" +
                              (", cuda:N" if _cuda() else " (no CUDA device found)"))
-    if args.data is None:
-        raise UsageError("no CIFAR-10 given: set --data PATH or NAS_DATA (an .npz with x_train/"
-                         "y_train/x_test/y_test, or a torchvision root folder with --download)")
+    data_path, download, default = data_source(args.data, args.download)
+    if default:
+        print(f"note: CIFAR-10 from the default folder {data_path} (no --data or NAS_DATA given)",
+              file=sys.stderr)
     bench = args.benchmarks or str(default_benchmarks_dir())
     if args.benchmarks and not Path(args.benchmarks).is_dir():
         raise UsageError(f"--benchmarks {args.benchmarks}: no such folder")
@@ -150,7 +153,7 @@ def plan(args, on_job: Callable | None = None) -> list:
     bench_dir = bench if Path(bench).is_dir() else None
     split_path = Path(split_file) if split_file else None
     try:
-        data = cached_data(str(args.data), args.download)
+        data = cached_data(data_path, download)
         first_of_kind: dict[str, str] = {}  # one check (and note) per scorer
         for name in space_names:
             first_of_kind.setdefault(get_space(name).benchmark, name)
@@ -186,8 +189,8 @@ def plan(args, on_job: Callable | None = None) -> list:
         cfg = dataclasses.replace(base[spec.space, spec.method], seed=spec.seed, data_md5=data.md5,
                                   split_source=split_source(base[spec.space, spec.method].split,
                                                             spec.seed, split_path))
-        job = Job(spec, cfg, args.out, str(args.data), bench_dir, str(split_file) if split_file else None,
-                  devices[0], args.threads, not args.no_progress, args.retry_failed, args.download,
+        job = Job(spec, cfg, args.out, data_path, bench_dir, str(split_file) if split_file else None,
+                  devices[0], args.threads, not args.no_progress, args.retry_failed, download,
                   deterministic=args.deterministic, max_loss=args.max_loss, log=args.log)
         if f"seed-{spec.seed}" in existing[spec.space, spec.method]:  # refuse before anything
             rd = RunDir(args.out, spec.space, spec.method, spec.seed)      # runs rather than mix results

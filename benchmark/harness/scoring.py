@@ -18,8 +18,9 @@ Scorer = Callable[[str, dict], "dict | None"]
 # A space's `benchmark` attribute names its scorer here: "module:function", imported only when
 # used. Each function is `load(space, benchmarks_dir, hp) -> (scorer or None, message)`, the
 # message saying where the figures come from or how to get them. Each module also names its
-# training schedules, `HPS` (the valid `score_hp` values). Adding a benchmark = one module and
-# one line here; the harness never branches on a space or benchmark name.
+# training schedules, `HPS` (the valid `score_hp` values), and a table lookup its table's name
+# and the command that builds it, `TABLE` and `GET` (see `table_help`). Adding a benchmark = one
+# module and one line here; the harness never branches on a space or benchmark name.
 SCORERS: dict[str, str] = {
     "nb201": "benchmark.tabular.nb201_scorer:load",
     "nb101": "benchmark.tabular.nb101_scorer:load",
@@ -49,6 +50,15 @@ def _loader(space):
                        f"registered: {', '.join(SCORERS)}")
     module, func = SCORERS[space.benchmark].split(":")
     return space, getattr(importlib.import_module(module), func)
+
+
+def table_help(space) -> tuple[str, str]:
+    """(the table's name, the command that builds it) for a space scored from a table."""
+    import importlib
+    space, _ = _loader(space)
+    module = importlib.import_module(SCORERS[space.benchmark].split(":")[0])
+    return (getattr(module, "TABLE", f"{space.benchmark} benchmark"),
+            getattr(module, "GET", "python -m benchmark.prepare --help"))
 
 
 def scored_from_files(space) -> bool:

@@ -34,7 +34,7 @@ class Job:
     split_file: str | None = None
     device: str = "cpu"
     threads: int | None = None
-    progress: bool = True
+    progress: bool | str = True   # True: a bar on a terminal, else a line per epoch; 'lines'; False
     retry_failed: bool = False
     download: bool = False
     deterministic: bool = False   # CUDA: deterministic kernels (see make_deterministic)

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from benchmark.harness.grid import UsageError, parse_names, parse_seeds
+from benchmark.paths import DEFAULT_DATA_DIR, data_source
 from benchmark.retrain.profiles import DATASETS, PROFILES, SETTABLE, resolve
 
 # The spaces whose genotypes the DARTS evaluation network (spaces.darts.network) builds.
@@ -49,9 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cifar10 (default) or cifar100 (a transfer target: --data is then the folder "
                         "holding torchvision's cifar-100-python/)")
     p.add_argument("--data", default=None,
-                   help="CIFAR-10: the searches' .npz (with x_test/y_test) or torchvision root (default $NAS_DATA); "
+                   help="CIFAR-10: the searches' .npz (with x_test/y_test) or torchvision root (default $NAS_DATA, "
+                        f"else {DEFAULT_DATA_DIR}, where torchvision's official archive is downloaded once); "
                         "CIFAR-100: the folder holding cifar-100-python/")
-    p.add_argument("--download", action="store_true", help="let torchvision download CIFAR-10 into --data")
+    p.add_argument("--download", action="store_true",
+                   help="download torchvision's official CIFAR-10 archive into the --data folder (md5-checked)")
     p.add_argument("--out", default="results",
                    help="where --genotype runs go: <out>/retrain/darts/<name>/seed-<r> (default results)")
     p.add_argument("--devices", default=None, help="cpu or cuda:0[,cuda:1...] (default cuda:0 if present, else cpu)")
@@ -157,12 +160,18 @@ def plan(args) -> list:
         if d != "cpu" and not (d.startswith("cuda") and _cuda()):
             raise UsageError(f"--devices {d!r}: not available here; valid: cpu" +
                              (", cuda:N" if _cuda() else " (no CUDA device found)"))
-    data_path = args.data or (os.environ.get("NAS_DATA") if args.dataset == "cifar10" else None)
-    if data_path is None:
-        raise UsageError("no data given: set --data PATH" + (" or NAS_DATA" if args.dataset == "cifar10" else
-                                                             " (the folder holding cifar-100-python/)"))
+    download = args.download
+    if args.dataset == "cifar10":
+        data_path, download, default = data_source(args.data, args.download)
+        if default:
+            print(f"note: CIFAR-10 from the default folder {data_path} (no --data or NAS_DATA given)",
+                  file=sys.stderr)
+    elif args.data is None:
+        raise UsageError("no data given: set --data PATH (the folder holding cifar-100-python/)")
+    else:
+        data_path = args.data
     try:
-        data = load(args.dataset, data_path, args.download)
+        data = load(args.dataset, data_path, download)
     except DataError as e:
         raise UsageError(str(e)) from None
 
@@ -177,7 +186,7 @@ def plan(args) -> list:
             except IdentityMismatch as e:
                 raise UsageError(str(e)) from None
             jobs.append(RetrainJob(cfg, str(folder), str(data_path), source, devices[0], args.threads,
-                                   not args.no_progress, args.retry_failed, args.download,
+                                   not args.no_progress, args.retry_failed, download,
                                    args.deterministic))
     jobs = list({j.folder: j for j in jobs}.values())  # the same genotype twice: one run
     return jobs

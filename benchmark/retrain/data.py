@@ -64,7 +64,7 @@ def cutout(x: torch.Tensor, length: int, generator: torch.Generator) -> torch.Te
 
 def load_cifar10_test(path: str | Path, download: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The 10k test images from the searches' CIFAR-10 source (.npz with x_test/y_test, or a
-    torchvision root)."""
+    torchvision root, filled first when `download`)."""
     path = Path(path).expanduser()
     if path.suffix == ".npz":
         try:
@@ -74,9 +74,11 @@ def load_cifar10_test(path: str | Path, download: bool = False) -> tuple[np.ndar
             raise DataError(f"{path} has no x_test/y_test arrays; retraining reports the test "
                             "error, so the archive needs them") from e
     else:
-        from torchvision.datasets import CIFAR10
+        from benchmark.harness.data import fetch_cifar10, official_cifar10
+        if download:
+            fetch_cifar10(path)
         try:
-            ds = CIFAR10(str(path), train=False, download=download)
+            ds = official_cifar10()(str(path), train=False, download=False)
         except RuntimeError as e:
             raise DataError(f"no CIFAR-10 test set under {path} ({e})") from e
         x, y = np.asarray(ds.data), np.asarray(ds.targets)
@@ -121,7 +123,7 @@ def load(dataset: str, path: str | Path, download: bool = False) -> TrainTest:
     if dataset == "cifar10":
         from benchmark.harness.worker import cached_data
         tr = cached_data(str(path), download)   # the searches' loader, once per process
-        x_test, y_test = load_cifar10_test(path, download)
+        x_test, y_test = load_cifar10_test(path)   # the line above filled a root when `download`
         return TrainTest(tr.x_train, tr.y_train, x_test, y_test, 10, str(path), tr.md5)
     if dataset == "cifar100":
         if not path.is_dir():

@@ -61,7 +61,7 @@ class RetrainJob:
     source: str = ""                # where the genotype came from (a run folder, or 'command line')
     device: str = "cpu"
     threads: int | None = None
-    progress: bool = True
+    progress: bool | str = True     # True: a bar on a terminal, else a line per epoch; 'lines'; False
     retry_failed: bool = False
     download: bool = False
     deterministic: bool = False

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from benchmark.harness.data import BatchStream
 from benchmark.harness.loop import rng_state, seed_everything, set_rng_state
+from benchmark.harness.progress import EpochProgress, Progress
 from benchmark.harness.records import append_jsonl, atomic_write, atomic_write_json, read_jsonl, rewrite_jsonl
 from benchmark.retrain.data import NORMALISATION, TrainTest, cutout, eval_batches
 from benchmark.retrain.profiles import RetrainConfig, drop_path_at
@@ -82,7 +82,7 @@ def evaluate(model, data: TrainTest, cfg: RetrainConfig, device) -> tuple[float,
 
 
 def run_retrain(cfg: RetrainConfig, folder: Path, data: TrainTest, device: str = "cpu",
-                progress: bool = True, desc: str = "retrain") -> dict:
+                progress: Progress = True, desc: str = "retrain") -> dict:
     """Train (or resume) to the last epoch; writes records, checkpoint and done.json; returns done."""
     files = Files(Path(folder))
     device = torch.device(device)
@@ -112,8 +112,8 @@ def run_retrain(cfg: RetrainConfig, folder: Path, data: TrainTest, device: str =
     else:
         files.epochs.unlink(missing_ok=True)
 
-    bar = tqdm(total=(cfg.epochs - start + 1) * len(train), disable=not progress, leave=False,
-               desc=desc, unit="step")
+    # A bar on a terminal; one line per epoch in a log file, CI or a Slurm job (progress.py).
+    bar = EpochProgress("retrain", desc, start, cfg.epochs, len(train), progress)
     for epoch in range(start, cfg.epochs + 1):
         t0, c0 = time.perf_counter(), time.process_time()
         model.drop_path_prob = drop_path_at(cfg, epoch)
@@ -136,7 +136,7 @@ def run_retrain(cfg: RetrainConfig, folder: Path, data: TrainTest, device: str =
             loss_sum += loss.item() * len(yb)
             correct += (logits.argmax(1) == yb).sum().item()
             count += len(yb)
-            bar.update(1)
+            bar.step()
         sched.step()
         test_loss, test_acc = evaluate(model, data, cfg, device)
         dt, dc = time.perf_counter() - t0, time.process_time() - c0
@@ -150,6 +150,8 @@ def run_retrain(cfg: RetrainConfig, folder: Path, data: TrainTest, device: str =
                  "model": model.state_dict(), "optimizer": opt.state_dict(),
                  "scheduler": sched.state_dict(), "rng": rng_state(streams)}
         atomic_write(files.checkpoint, lambda f: torch.save(state, f), mode="wb")
+        bar.epoch(epoch, {"train_loss": loss_sum / count, "train_acc": 100.0 * correct / count,
+                          "test_loss": test_loss, "test_acc": test_acc}, dt)
     bar.close()
     last = read_jsonl(files.epochs)[-1]
     on_gpu = device.type == "cuda"

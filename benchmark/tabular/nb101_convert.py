@@ -20,9 +20,9 @@ from array import array
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from benchmark.errors import BenchmarkFileError
+from benchmark.harness.progress import CountProgress
 from benchmark.tabular.integrity import sha256_file
 from benchmark.tabular.nb101_table import MAX_REPEATS, TABLE_NAME, default_benchmarks_dir, write_table
 from benchmark.tabular.nb101_tfrecord import CorruptRecordError, ModelMetrics, iter_frames
@@ -50,11 +50,12 @@ def download(dest: Path, progress: bool = True, url: str = OFFICIAL_URL,
     h = hashlib.sha256()
     with urllib.request.urlopen(url, timeout=60) as r, open(part, 'wb') as f:
         total = int(r.headers.get('Content-Length') or 0) or None
-        with tqdm(total=total, unit='B', unit_scale=True, desc='download', disable=not progress) as bar:
-            while b := r.read(1 << 20):
-                f.write(b)
-                h.update(b)
-                bar.update(len(b))
+        bar = CountProgress('download', total, 'B', progress)  # a bar on a terminal, else lines
+        while b := r.read(1 << 20):
+            f.write(b)
+            h.update(b)
+            bar.update(len(b))
+        bar.close()
     if h.hexdigest() != sha256:
         part.unlink()
         raise ValueError(f'sha256 of the download is {h.hexdigest()}, expected {sha256}')
@@ -68,7 +69,7 @@ def convert(source: str | os.PathLike, out_path: str | os.PathLike, progress: bo
     hashes, valid, test, ttime, params = bytearray(), array('d'), array('d'), array('d'), array('q')
     n_skipped = n = 0
     size = os.path.getsize(source)
-    bar = tqdm(total=size, unit='B', unit_scale=True, desc='nb101', disable=not progress)
+    bar = CountProgress('nb101', size, 'B', progress)  # a bar on a terminal, else lines
     done = 0
     from_string, b64 = ModelMetrics.FromString, base64.b64decode
     for offset, data in iter_frames(source):

@@ -7,6 +7,9 @@ from pathlib import Path
 # NB101 has one schedule (108 epochs), always used: `score_hp` does not apply and keeps its
 # default, the only value accepted (so a setting that would change nothing is refused).
 HPS = ("200",)
+# The table's name, and the command that builds it (what run_all.sh says when it is missing).
+TABLE = "NAS-Bench-101"
+GET = "python -m benchmark.prepare nb101 --download"
 
 
 def load(space, benchmarks_dir: str | Path, hp: str = "200"):

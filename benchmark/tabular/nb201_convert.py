@@ -207,14 +207,15 @@ def cell_row(api: Any, idx: int) -> dict[str, float]:
 
 def table_from_api(api: Any, source: Path, *, allow_partial: bool = False,
                    progress: bool = True) -> NB201Table:
-    from tqdm import tqdm
+    from benchmark.harness.progress import CountProgress
+    bar = CountProgress("NB201 cells", len(api), "cell", progress)  # a bar on a terminal, else lines
 
     indexes: list[int] = []
     archs: list[str] = []
     cols: dict[str, list[float]] = {c: [] for c in (*ACC_COLUMNS, *COST_COLUMNS)}
     fast_mode = bool(getattr(api, "_fast_mode", False))
-    for idx in tqdm(range(len(api)), desc="NB201 cells", unit="cell", disable=not progress,
-                    file=sys.stderr):
+    for idx in range(len(api)):
+        bar.update()
         try:
             if not _evaluated(api, idx):
                 continue
@@ -227,6 +228,7 @@ def table_from_api(api: Any, source: Path, *, allow_partial: bool = False,
             cols[c].append(v)
         if fast_mode:  # keep memory flat: drop the cell once read
             api.arch2infos_dict.pop(idx, None)
+    bar.close()
     if not indexes:
         raise BenchmarkFileError(source, "no evaluated cells found")
     if len(indexes) != N_CELLS and not allow_partial:

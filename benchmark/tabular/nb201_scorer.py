@@ -6,6 +6,9 @@ from pathlib import Path
 
 # The benchmark's two training schedules (epochs), as strings: the valid `score_hp` values.
 HPS = ("12", "200")
+# The table's name, and the command that builds it (what run_all.sh says when it is missing).
+TABLE = "NAS-Bench-201"
+GET = "python -m benchmark.prepare nb201 --source FILE"
 
 
 def load(space, benchmarks_dir: str | Path, hp: str = "200"):
