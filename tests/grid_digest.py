@@ -4,8 +4,10 @@ not change results (a refactor) leaves the records bit-identical.
     python tests/grid_digest.py --write    # after an INTENDED change of results: record anew
 
 The digest covers every record field but `timing`, the final answer (done.json without its wall
-time) and config.json. It is recorded with the torch version, since other versions may round
-differently; tests/harness/test_grid_digest.py skips where the versions differ.
+time) and config.json. It is recorded with the torch version and the CPU's vector capability
+(`torch.backends.cpu.get_cpu_capability()`: AVX2 and AVX512 kernels round differently in the
+last bit, so a digest made on one does not hold on the other); tests/harness/test_grid_digest.py
+skips, saying so, where either differs.
 """
 from __future__ import annotations
 
@@ -30,6 +32,11 @@ def run_grid(out: Path, methods: list[str], data: str | None = None,
     return subprocess.run([sys.executable, "benchmark/run.py", "--methods", ",".join(methods),
                            *GRID_ARGS, *where, "--out", str(out)], cwd=REPO, capture_output=True, text=True,
                           env=dict(os.environ, PYTHONHASHSEED="0"))
+
+
+def cpu_capability() -> str:
+    import torch
+    return torch.backends.cpu.get_cpu_capability()
 
 
 def digests(out: Path) -> dict[str, str]:
@@ -58,7 +65,8 @@ def main() -> int:
         if r.returncode != 0:
             print(r.stderr, file=sys.stderr)
             return 1
-        d = {"torch": torch.__version__, "grid": GRID_ARGS, "runs": digests(Path(tmp))}
+        d = {"torch": torch.__version__, "cpu_capability": cpu_capability(), "grid": GRID_ARGS,
+             "runs": digests(Path(tmp))}
     print(json.dumps(d, indent=1))
     if a.write:
         FIXTURE.write_text(json.dumps(d, indent=1) + "\n")
