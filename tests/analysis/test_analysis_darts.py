@@ -82,6 +82,7 @@ def test_darts_table_statistics_and_published_rows(results):
     assert num100.set_index("method").loc["darts", "test_error.mean"] == pytest.approx(17.0)
 
 
+@pytest.mark.slow
 def test_report_has_the_darts_table_and_collapse_figure(results, tmp_path):
     from analysis.report import build
     report = build(results, tmp_path / "report")

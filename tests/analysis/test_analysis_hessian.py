@@ -56,6 +56,7 @@ class _TinyMethod:
         return F.cross_entropy(logits, y), logits
 
 
+@pytest.mark.slow
 def test_hessian_max_eig_on_a_mixed_net_matches_full_hessian_and_leaves_state():
     m = _TinyMethod()
     g = torch.Generator().manual_seed(2)

@@ -140,6 +140,7 @@ def test_published_csv_without_source_is_refused(tmp_path):
         T.load_published(bad)
 
 
+@pytest.mark.slow
 def test_report_files_title_and_new_names(results, tmp_path):
     out = tmp_path / "report"
     assert report_main(["--results", str(results), "--out", str(out)]) == 0

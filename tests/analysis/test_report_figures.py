@@ -200,6 +200,7 @@ def _set_genotype(run: Path, genotype: str, arch: dict | None = None) -> None:
         (run / "done.json").write_text(json.dumps({"genotype": genotype, "wall_seconds": 1.0}))
 
 
+@pytest.mark.slow
 def test_report_has_a_diagram_and_labelled_heatmap_for_every_finished_run(report):
     out, md = report
     finished = [("nb201", "darts", 0), ("nb201", "darts", 1), ("nb201", "balenas", 0),

@@ -62,6 +62,7 @@ def test_gpu_parts_are_skipped_with_the_reason(tmp_path):
     assert all("no CUDA device" in r["note"] for r in report["rows"])
 
 
+@pytest.mark.slow
 @NO_CUDA
 def test_speed_quick_on_cpu(tmp_path):
     code, report = _run(tmp_path, "--part", "speed", "--quick", "--threads", "1", "--no-cpu-memory")
@@ -80,6 +81,7 @@ def test_speed_quick_on_cpu(tmp_path):
         assert "xautodl" in rows["authors' model (TinyNetworkDarts)"]["note"]
 
 
+@pytest.mark.slow
 def test_quick_correctness_runs_the_device_tests(tmp_path, cifar):
     code, report = _run(tmp_path, "--part", "correctness", "--quick")
     _check_schema(report, ["correctness"], code)
@@ -94,6 +96,7 @@ def test_quick_correctness_runs_the_device_tests(tmp_path, cifar):
         assert any(r["check"] == "cuda cases" and r["status"] == "skipped" for r in report["rows"])
 
 
+@pytest.mark.slow
 def test_paper_search_resumes_across_calls(tmp_path, cifar, benchmarks):
     """--device cpu --quick: a 2-epoch smoke search through run.py. A budget too short to
     finish stops it (exit 3, 'run the same command again'); the next call finishes it."""

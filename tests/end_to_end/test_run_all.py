@@ -29,6 +29,7 @@ def test_help_and_bad_profile():
     assert r.returncode == 2 and "valid: paper, smoke" in r.stderr
 
 
+@pytest.mark.slow
 def test_run_all_smoke_end_to_end(tmp_path):
     if not (ROOT / ".venv/bin/python").exists():
         pytest.skip("no .venv in the repository root (run ./run_all.sh --tests to create it)")
@@ -78,6 +79,7 @@ def test_run_all_smoke_end_to_end(tmp_path):
     assert rows[0]["n_seeds"] == "1" and "Damaged runs" in (rep / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_run_all_darts_space_ends_with_the_retrained_table(tmp_path):
     """--spaces darts: searches, then retraining of their genotypes, then the DARTS-space
     table and collapse figure in the report."""

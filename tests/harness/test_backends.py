@@ -50,6 +50,7 @@ def _same_as_sequential(sequential, out: Path, extra: list[str]) -> None:
     assert records(out) == sequential
 
 
+@pytest.mark.slow
 @needs_data
 def test_local_pool_matches_sequential_and_never_reruns(sequential, tmp_path, capsys):
     _same_as_sequential(sequential, tmp_path, ["--jobs", "2"])
@@ -59,6 +60,7 @@ def test_local_pool_matches_sequential_and_never_reruns(sequential, tmp_path, ca
     assert {f: f.stat().st_mtime_ns for f in tmp_path.rglob("epochs.jsonl")} == mtimes
 
 
+@pytest.mark.slow
 @needs_data
 @pytest.mark.skipif(importlib.util.find_spec("submitit") is None, reason="submitit is not installed")
 def test_submitit_local_matches_sequential(sequential, tmp_path, monkeypatch):
@@ -73,6 +75,7 @@ def test_submitit_local_matches_sequential(sequential, tmp_path, monkeypatch):
     assert set(logs.iterdir()) == submitted
 
 
+@pytest.mark.slow
 @needs_data
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed (pip install ray)")
 def test_ray_local_matches_sequential(sequential, tmp_path, monkeypatch):

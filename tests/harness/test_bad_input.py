@@ -164,6 +164,7 @@ def test_unwritable_results_folder(tmp_path, cifar, benchmarks):
     assert blocker.read_text() == "earlier notes"
 
 
+@pytest.mark.slow
 def test_new_commit_or_package_version_is_provenance_not_identity(tmp_path, cifar, benchmarks,
                                                                   monkeypatch, capsys):
     argv = ["--methods", "darts", "--seeds", "0", "--epochs", "2", "--profile", "smoke", "--set",

@@ -2,6 +2,7 @@
 and a holder killed by SIGKILL leaves no stale lock (the waiting process takes the run over)."""
 from __future__ import annotations
 
+import pytest
 import os
 import signal
 import subprocess
@@ -10,6 +11,8 @@ import time
 from pathlib import Path
 
 from benchmark.harness.records import read_json, read_jsonl
+
+pytestmark = pytest.mark.slow  # every test here runs searches or subprocesses
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["--spaces", "nb201", "--profile", "smoke", "--set", "train_subset=64", "--threads", "1",

@@ -103,6 +103,7 @@ def test_torn_tail_of_unfinished_run_is_no_damage_but_garbage_is(tmp_path):
 
 # --- item 1: a damaged finished run ------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("line", [3, 2], ids=["last line", "middle line"])
 def test_damaged_finished_run_is_reported_left_out_and_recomputed(tmp_path, reference, cifar,
                                                                   benchmarks, line):
@@ -171,6 +172,7 @@ def _interrupted(out: Path, cifar, benchmarks, monkeypatch) -> Path:
     return run
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncated checkpoint", "garbage record", "torn tail"])
 def test_unfinished_run_with_damage_starts_afresh_with_identical_records(tmp_path, reference, cifar,
                                                                          benchmarks, monkeypatch, damage):
@@ -194,6 +196,7 @@ def test_unfinished_run_with_damage_starts_afresh_with_identical_records(tmp_pat
 
 # --- item 2: a checkpoint carries the identity it was made under -------------------------------
 
+@pytest.mark.slow
 def test_checkpoint_of_other_settings_is_refused_before_anything_runs(tmp_path, reference, cifar,
                                                                       benchmarks, monkeypatch):
     out = tmp_path / "results"
@@ -210,6 +213,7 @@ def test_checkpoint_of_other_settings_is_refused_before_anything_runs(tmp_path, 
     assert _records(run) == _records(reference / "nb201" / "darts" / "seed-0")
 
 
+@pytest.mark.slow
 def test_old_checkpoint_without_identity(tmp_path, reference, cifar, benchmarks, monkeypatch):
     """Accepted while config.json vouches for it; refused (exit 2) once config.json is gone."""
     out = tmp_path / "results"
@@ -229,6 +233,7 @@ def test_old_checkpoint_without_identity(tmp_path, reference, cifar, benchmarks,
 
 # --- item 5: a damaged folder fails that run only ----------------------------------------------
 
+@pytest.mark.slow
 def test_damaged_config_or_provenance_fails_that_run_only(tmp_path, cifar, benchmarks):
     out = tmp_path / "results"
     bad_cfg = out / "nb201" / "darts" / "seed-0" / "config.json"
@@ -313,6 +318,7 @@ def test_garbage_failed_json_says_it_is_damaged(tmp_path, reference):
     assert "failed.json is damaged" in reason
 
 
+@pytest.mark.slow
 def test_killed_report_leaves_the_old_one_whole(tmp_path, reference, monkeypatch):
     out = _copy(reference, tmp_path)
     assert _main(R.main, ["--results", str(out)]).code == 0

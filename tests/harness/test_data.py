@@ -47,6 +47,7 @@ def test_bad_split_files_are_refused(tmp_path, content):
         read_split_file(p)
 
 
+@pytest.mark.slow
 def test_npz_source_and_errors(tmp_path):
     x = np.random.default_rng(0).integers(0, 256, (50000, 32, 32, 3), dtype=np.uint8)
     y = np.arange(50000) % 10
@@ -62,6 +63,7 @@ def test_npz_source_and_errors(tmp_path):
         load_cifar10(tmp_path / "no-such-folder")
 
 
+@pytest.mark.slow
 def test_real_archive_md5(cifar):
     d = load_cifar10(cifar)
     assert d.y_train[:10].tolist() == [6, 9, 9, 4, 1, 1, 2, 7, 8, 3]  # official order

@@ -16,6 +16,8 @@ from benchmark.harness.run_cli import build_parser, plan
 from benchmark.harness.worker import execute
 from methods.registry import available as methods
 
+pytestmark = pytest.mark.slow  # every test here runs searches or subprocesses
+
 TINY = ["--profile", "smoke", "--set", "train_subset=64", "--threads", "1", "--no-progress"]
 
 

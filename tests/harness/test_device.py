@@ -88,6 +88,7 @@ def test_fast_supernet_bf16_and_compile(option, device, no_tf32):
         assert torch.isfinite(got[1]).all() and got[1].abs().sum() > 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", methods())
 def test_method_smoke_run_on_device(method, device, tmp_path):
     records = run_tiny(method, tmp_path, device=device)

@@ -33,6 +33,7 @@ def _argv(tmp_path, cifar, benchmarks, *args):
             "--benchmarks", str(benchmarks)]
 
 
+@pytest.mark.slow
 def test_nan_loss_fails_one_run_others_go_on_retry_only_when_asked(tmp_path, cifar, benchmarks,
                                                                    monkeypatch, capsys):
     monkeypatch.setitem(registry._METHODS, "nan-test", f"{__name__}:NanAtEpoch2")
@@ -74,6 +75,7 @@ def test_huge_learning_rate_diverges_into_a_failed_run(tmp_path, cifar, benchmar
     assert "train_loss" in o.message or "valid_loss" in o.message
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("error,needle", [
     (torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"), "batch_size"),
     (RuntimeError("boom"), "RuntimeError: boom"),

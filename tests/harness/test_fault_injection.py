@@ -7,6 +7,7 @@ identical. One thread, so CPU numerics do not depend on the machine's core count
 """
 from __future__ import annotations
 
+import pytest
 import os
 import random
 import signal
@@ -18,6 +19,8 @@ from pathlib import Path
 import torch
 
 from benchmark.harness.records import read_json, read_jsonl, strip_timing
+
+pytestmark = pytest.mark.slow  # every test here runs searches or subprocesses
 
 REPO = Path(__file__).resolve().parents[2]
 SWEEP = ["--methods", "darts,darts-2nd", "--spaces", "nb201", "--seeds", "0-1", "--epochs", "3",

@@ -9,6 +9,8 @@ import torch
 from methods.registry import available
 from tests.grid_digest import FIXTURE, cpu_capability, digests, run_grid
 
+pytestmark = pytest.mark.slow  # every test here runs searches or subprocesses
+
 
 def test_smoke_grid_matches_recorded_digest(tmp_path, cifar, benchmarks):
     want = json.loads(FIXTURE.read_text())

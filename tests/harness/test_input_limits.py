@@ -44,6 +44,7 @@ def test_divergence_threshold_on_the_epoch_mean():
     check_divergence([], 1, 1000.0)
 
 
+@pytest.mark.slow
 def test_a_run_above_the_threshold_fails_as_diverged(tmp_path, cifar, benchmarks):
     # A CIFAR-10 cross-entropy starts near ln 10 = 2.3: a threshold of 1 stands for an absurd loss.
     a = build_parser().parse_args(_argv(tmp_path, cifar, benchmarks, "--methods", "darts", "--epochs", "2",
@@ -60,6 +61,7 @@ def test_a_run_above_the_threshold_fails_as_diverged(tmp_path, cifar, benchmarks
 
 
 # ---- planning a big grid ---------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_big_grid_resolves_each_config_once_not_once_per_run(tmp_path, cifar, benchmarks, monkeypatch):
     import benchmark.harness.data as data
     from benchmark.harness.config import resolve_config
@@ -135,6 +137,7 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 def test_pool_workers_stop_when_run_py_is_killed(tmp_path, fast_cifar, benchmarks):
     out = tmp_path / "results"
@@ -185,6 +188,7 @@ def test_full_disk_names_the_file_and_keeps_the_old_one(tmp_path):
     assert read_json(path) == {"old": 1} and sorted(p.name for p in tmp_path.iterdir()) == ["x.json"]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="reads /proc/self/fd")
 def test_full_disk_while_checkpointing_fails_the_run_with_its_path(tmp_path, cifar, benchmarks, monkeypatch):
     (job,) = plan(build_parser().parse_args(_argv(tmp_path, cifar, benchmarks, "--methods", "darts",

@@ -1,6 +1,7 @@
 """1Shot1 spaces through the harness: search, NB101 spec and hash per epoch, table, regret."""
 from __future__ import annotations
 
+import pytest
 import os
 import subprocess
 import sys
@@ -12,6 +13,8 @@ from benchmark.tabular.nb101_tfrecord import encode_record, make_metrics, write_
 from benchmark.harness.records import read_jsonl
 from spaces import get_space
 from spaces.nb101 import module_hash
+
+pytestmark = pytest.mark.slow  # every test here runs searches or subprocesses
 
 REPO = Path(__file__).resolve().parents[2]
 

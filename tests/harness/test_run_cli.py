@@ -13,6 +13,8 @@ import pytest
 from benchmark.harness.records import read_json, read_jsonl
 from spaces.nb201 import parse_arch
 
+pytestmark = pytest.mark.slow  # every test here runs searches or subprocesses
+
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["--profile", "smoke", "--set", "train_subset=64", "--no-progress"]
 

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from benchmark.harness.config import resolve_config
@@ -20,6 +21,7 @@ def test_candidates_unique_and_seeded():
     assert a.sample_candidates()[0] == [a.derive()]
 
 
+@pytest.mark.slow
 def test_balenas_tf_end_to_end_selects_best_candidate(tmp_path):
     recs = run_tiny("balenas-tf", tmp_path, ["method.num_candidates=4", "method.proxy_batch_size=16"])
     check_layout(recs)

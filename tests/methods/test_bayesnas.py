@@ -1,3 +1,4 @@
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -77,6 +78,7 @@ def test_bayesnas_on_a_space_without_none_uses_the_spaces_rule():
     assert m.supernet(x, m.mixing_weights()).shape == (2, 10)
 
 
+@pytest.mark.slow
 def test_bayesnas_end_to_end(tmp_path):
     recs = run_tiny("bayesnas", tmp_path, ["method.curvature_batch_size=4"])
     check_layout(recs)

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from benchmark.harness.config import resolve_config
@@ -123,6 +124,7 @@ def test_candidates_get_distinct_unaugmented_batches_of_the_architecture_half():
     assert [index_of(img) for img in net.seen[0][1]] != idx[0]
 
 
+@pytest.mark.slow
 def test_resume_draws_the_same_candidate_batches(tmp_path, cifar, benchmarks, monkeypatch):
     """The candidates' batch generator is checkpointed: with batches smaller than the half
     (so which images a candidate sees depends on the generator), an interrupted and resumed

@@ -49,6 +49,7 @@ def _run(X, y, lam, batch, steps, lr, lr_end, seed=1):
     return w, opt, avg / count
 
 
+@pytest.mark.slow
 def test_mean_within_half_posterior_std():
     X, y, lam, P, mean = _problem()
     w, opt, avg = _run(X, y, lam, batch=20, steps=3000, lr=0.05, lr_end=1e-4)
@@ -57,6 +58,7 @@ def test_mean_within_half_posterior_std():
     assert err.max().item() < 0.5, (avg, mean, post_std)
 
 
+@pytest.mark.slow
 def test_batch_one_precision_matches_exact_diagonal():
     X, y, lam, P, mean = _problem()
     w, opt, _ = _run(X, y, lam, batch=1, steps=5000, lr=0.02, lr_end=1e-3)

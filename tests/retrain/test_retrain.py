@@ -191,6 +191,7 @@ def keep_threads():
     torch.set_num_threads(n)
 
 
+@pytest.mark.slow
 def test_kill_and_resume_gives_identical_records(tmp_path, fast_cifar, keep_threads):
     """An uninterrupted run (here), a run SIGKILLed once its first checkpoint exists (a
     subprocess), resumed (here): the records minus timing are identical."""
@@ -241,6 +242,7 @@ def test_benchmark_score_skips_darts_runs(tmp_path, capsys):
     assert json.loads((run / "epochs.jsonl").read_text()) == {"epoch": 0, "genotype": DARTS_V2}
 
 
+@pytest.mark.slow
 def test_retraining_runs_through_the_local_pool(tmp_path, fast_cifar, keep_threads):
     """--jobs 2 (a joblib process pool, the searches' backend) gives the records of a run in
     this process."""

@@ -107,6 +107,7 @@ def test_space_derive_applies_softmax_to_scores_as_darts_does():
 
 
 # ----- search network --------------------------------------------------------------------------
+@pytest.mark.slow
 def test_search_network_forward_backward_reaches_weights_and_alphas():
     torch.manual_seed(0)
     net = SearchNetwork(C=4, layers=3)  # reductions at cells 1 and 2
@@ -129,6 +130,7 @@ def test_search_network_forward_backward_reaches_weights_and_alphas():
     assert not torch.allclose(base, other)
 
 
+@pytest.mark.slow
 def test_search_network_sizes_match_the_authors():
     # quark0/darts model_search.Network(16, 10, 8) and (4, 10, 5), counted with their code
     assert sum(p.numel() for p in SearchNetwork(16, 8).parameters()) == 1_930_618
@@ -291,6 +293,7 @@ def test_bayesnas_derives_a_darts_genotype_from_its_gammas():
 METHODS = ["darts", "darts-2nd", "sdarts-rs", "sdarts-adv", "bayesnas", "balenas", "balenas-tf", "random-ws"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
 def test_every_method_searches_the_darts_space(method, tmp_path):
     from tests.e2e import check_layout, run_tiny

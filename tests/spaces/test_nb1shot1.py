@@ -123,6 +123,7 @@ def test_sample_weights(space):
     assert len(seen) > 40     # genuinely random
 
 
+@pytest.mark.slow
 def test_counts():
     r1 = count_architectures(SPACES['nb1shot1-s1'], hashes=True)
     assert (r1['configurations'], r1['graphs'], r1['graphs_no_loose_ends']) == (14580, 180, 38)
@@ -137,6 +138,7 @@ def test_counts():
     assert count_architectures(SPACES['nb1shot1-s3'], False)['graphs_no_loose_ends'] == 445
 
 
+@pytest.mark.slow
 def test_distinct_hashes_bruteforce_small():
     # Cross-check the deduplicated hash count against hashing every configuration (space 1).
     s = SPACES['nb1shot1-s1']

@@ -168,6 +168,7 @@ def _grads_by_name(model) -> dict[str, torch.Tensor]:
 
 
 # ----- 1. search supernet == TinyNetworkDarts -------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("impl", ["reference", "fast"])
 @pytest.mark.parametrize("conv_bias", [False, True])
 def test_supernet_matches_tinynetworkdarts(impl, conv_bias):
@@ -356,6 +357,7 @@ def _authors_v2(theirs, weights, w_opt, a_opt, batches):
         _authors_weight_step(theirs, w_opt, base)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method_name", ["darts", "darts-2nd"])
 def test_darts_search_steps_match_authors_loop(method_name):
     """20 steps from identical weights and batches end with the same alpha (C=8, N=1, 16x16
@@ -415,6 +417,7 @@ def test_fast_matches_reference_float64():
     torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=1e-12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method_name", ["darts", "darts-2nd"])
 def test_fast_matches_reference_search_float64(method_name):
     """The same alpha after K=5 search steps through the loop, float64 (C=8, N=1)."""

@@ -38,6 +38,7 @@ def test_known_checksum_is_the_converter_s_and_a_corrupt_copy_is_refused(tmp_pat
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_nb201_source_checksum_is_recorded(tmp_path):
     from tests.tabular.test_nb201_convert import build_official_dict
     import torch

@@ -112,6 +112,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_cli_end_to_end_official_format(tiny_pth, tmp_path):
     proc = run_cli("nb201", "--source", str(tiny_pth), "--out", str(tmp_path),
                    "--allow-partial", "--no-progress")
@@ -143,6 +144,7 @@ def test_cli_end_to_end_official_format(tiny_pth, tmp_path):
     assert table.metadata["partial"] == "true"
 
 
+@pytest.mark.slow
 def test_cli_refuses_partial_without_flag(tiny_pth, tmp_path):
     proc = run_cli("nb201", "--source", str(tiny_pth), "--out", str(tmp_path), "--no-progress")
     assert proc.returncode == 2
