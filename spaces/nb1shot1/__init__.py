@@ -52,6 +52,10 @@ class OneShot1Space:
     benchmark: str = 'nb101'  # scored through the NB101 table (benchmark/harness/scoring.py)
     profiles = PROFILES
     zero_op: int | None = None  # no `none` op: every choice is a real operation
+    # weights may carry input_key('ops'): (steps,) multipliers of each choice block's input.
+    # The parent tensors (input<i>, output) weight parent states directly (no op between), so
+    # an input multiplier there would equal a factor on their weights.
+    input_scaled = ('ops',)
 
     def __init__(self, index: int):
         d = _DEFS[index]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from spaces.base import Weights
+from spaces.base import Weights, input_key
 from spaces.nb201.ops import OPS, PARAM_FREE_OPS, Macro, make_op
 
 NUM_NODES = 4
@@ -89,14 +89,18 @@ class SearchCell(nn.Module):
         self.edges = nn.ModuleList(
             nn.ModuleList(make_op(op, C, affine, track, conv_bias) for op in OPS) for _ in EDGES)
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, weights: torch.Tensor,
+                edge_input: torch.Tensor | None = None) -> torch.Tensor:
+        """weights (6, 5) scale each op's output; edge_input (6,), optional, scales each edge's
+        input (spaces.base.input_key): edge k computes sum_o w[k, o] * op_o(m[k] * x_i)."""
         nodes = [x]
         k = 0
         for j in range(1, NUM_NODES):
             s = 0
             for i in range(j):
                 w = weights[k]
-                s = s + sum(w[o] * op(nodes[i]) for o, op in enumerate(self.edges[k]))
+                h = nodes[i] if edge_input is None else nodes[i] * edge_input[k]
+                s = s + sum(w[o] * op(h) for o, op in enumerate(self.edges[k]))
                 k += 1
             nodes.append(s)
         return nodes[-1]
@@ -114,7 +118,14 @@ class Supernet(nn.Module):
                          lambda c: cell_cls(c, affine, track_running_stats, conv_bias))
 
     def forward(self, x: torch.Tensor, weights: Weights) -> torch.Tensor:
-        return self.net(x, weights["alpha"])
+        return self.net(x, *cell_arguments(weights))
+
+
+def cell_arguments(weights: Weights) -> tuple[torch.Tensor, ...]:
+    """What every search cell receives: the (6, 5) mixing weights and, when given, the (6,)
+    per-edge input multipliers (weights[input_key('alpha')])."""
+    m = weights.get(input_key("alpha"))
+    return (weights["alpha"],) if m is None else (weights["alpha"], m)
 
 
 class InferCell(nn.Module):
