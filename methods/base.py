@@ -62,11 +62,12 @@ class StepContext:
     grad_clip: float
     train_size: int       # images in the weights' half (as used)
     valid_size: int       # images in the architecture's half (as used)
-    # eval_batches(batch_size): an endless iterator of batches of the architecture half with
-    # the TEST transform (no augmentation), in shuffled passes; each call starts a new pass
-    # (as a fresh iter(DataLoader) does). Its generator is the loop's, checkpointed with the
-    # run. None where the caller has no data (unit tests, timing scripts).
-    eval_batches: Callable[[int], Iterator["Batch"]] | None = None
+    # eval_batches(batch_size, augment=False): an endless iterator of batches of the
+    # architecture half with the TEST transform (augment=True: the training transform, random
+    # crop and flip), in shuffled passes; each call starts a new pass (as a fresh
+    # iter(DataLoader) does). Its generator is the loop's, checkpointed with the run. None
+    # where the caller has no data (unit tests, timing scripts).
+    eval_batches: Callable[..., Iterator["Batch"]] | None = None
 
     @property
     def w_lr(self) -> float:

@@ -152,8 +152,9 @@ def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.nd
                             nesterov=cfg.w_nesterov, weight_decay=cfg.w_weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, T_max=cfg.epochs, eta_min=cfg.w_lr_min)
     ctx = StepContext(supernet, w_opt, 0, cfg.epochs, cfg.grad_clip, len(train_idx), len(valid_idx),
-                      # the architecture half with the test transform, for a method's own scoring
-                      lambda n: endless(valid.with_options(n, False, streams["eval"])))
+                      # the architecture half (test transform unless augment), for a method's
+                      # own scoring
+                      lambda n, augment=False: endless(valid.with_options(n, augment, streams["eval"])))
 
     start, wall = 1, 0.0
     ck, kept, note = load_resumable(rd, cfg, device)

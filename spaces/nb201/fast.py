@@ -31,6 +31,8 @@ OUT_EDGES: tuple[tuple[int, ...], ...] = tuple(
 class FastSearchCell(nn.Module):
     """Mixed NB201 cell; `forward(x, weights)` with weights of shape (6, 5) as the reference."""
 
+    track_active_only = False  # as SearchCell's (set by the supernet)
+
     def __init__(self, C: int, affine: bool = False, track: bool = False,
                  conv_bias: bool = False):
         super().__init__()
@@ -132,6 +134,8 @@ class FastSearchCell(nn.Module):
         use_batch_stats = self.training or not self.track
         if self.track and self.training:
             getattr(self, f"num_batches{i}").add_(1)
+        # track_active_only: only channels of ops with a nonzero weight keep the new statistics
+        keep = (w != 0) if (self.track and self.training and self.track_active_only) else None
         outs = []
         b1, b3 = (self.conv1_bias[i], self.conv3_bias[i]) if self.conv_bias else (None, None)
         for m, y in enumerate((F.conv2d(r, self.conv1[i], b1, groups=groups),
@@ -139,8 +143,14 @@ class FastSearchCell(nn.Module):
             sl = slice(m * E * C, (m + 1) * E * C)
             rm = getattr(self, f"running_mean{i}")[sl] if self.track else None
             rv = getattr(self, f"running_var{i}")[sl] if self.track else None
+            if keep is not None:
+                old_rm, old_rv = rm.clone(), rv.clone()
             outs.append(F.batch_norm(y, rm, rv, scale[m], bias[m], use_batch_stats,
                                      self.momentum, self.eps).split(C, dim=1))
+            if keep is not None:
+                with torch.no_grad():
+                    rm.copy_(torch.where(keep[m], rm, old_rm))
+                    rv.copy_(torch.where(keep[m], rv, old_rv))
         return tuple(a + b for a, b in zip(*outs))
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor,
@@ -175,9 +185,10 @@ class FastSupernet(Supernet):
 
     def __init__(self, C: int = 16, N: int = 5, num_classes: int = 10, affine: bool = False,
                  track_running_stats: bool = False, conv_bias: bool = False,
-                 channels_last: bool = True, bf16: bool = False, compile: bool = False):
+                 channels_last: bool = True, bf16: bool = False, compile: bool = False,
+                 track_active_only: bool = False):
         super().__init__(C, N, num_classes, affine, track_running_stats, conv_bias,
-                         cell_cls=FastSearchCell)
+                         cell_cls=FastSearchCell, track_active_only=track_active_only)
         self.channels_last, self.bf16, self.compile = channels_last, bf16, compile
         self._compiled = False
 
