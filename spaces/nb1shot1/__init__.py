@@ -47,6 +47,9 @@ PROFILES = {
 
 Parents = tuple[tuple[int, ...], ...]   # per node 1..steps+1, sorted parent ids
 
+# Stem channels of the network the proxies score (NASWOT's NB101 default, search.py line 39).
+PROXY_STEM = 16
+
 
 class OneShot1Space:
     benchmark: str = 'nb101'  # scored through the NB101 table (benchmark/harness/scoring.py)
@@ -172,6 +175,15 @@ class OneShot1Space:
     def network(self, genotype: str, num_classes: int = 10) -> nn.Module:
         ops, parents = self.parse(genotype)
         return nb101.network(*self.nb101_spec(ops, parents), num_classes=num_classes)
+
+    def proxy_network(self, genotype: str, num_classes: int = 10) -> nn.Module:
+        """The network training-free proxies score (BaLeNAS-TF): the genotype's NB101 network
+        as NASWOT builds it for NB101 (BayesWatch/nas-without-training search.py line 39,
+        `--stem_out_channels 16`; 3 stacks of 3 cells), He-initialised as there
+        (nb101.he_init, their nas_101_api/model.py lines 75-91)."""
+        ops, parents = self.parse(genotype)
+        return nb101.he_init(nb101.Network(*self.nb101_spec(ops, parents), num_classes=num_classes,
+                                           stem_channels=PROXY_STEM))
 
     def param_free_ops(self, genotype: str) -> int:
         """maxpool3x3 ops in the derived cell after pruning (loose ends do not count)."""
