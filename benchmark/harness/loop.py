@@ -193,8 +193,10 @@ def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.nd
         diagnostics = method.epoch_end(epoch, ctx)
         if cfg.hessian_every and rows and epoch % cfg.hessian_every == 0:  # stability diagnostic
             from benchmark.harness.hessian import hessian_max_eig
+            kind = getattr(space, "hessian_diagnostic", "dominant")   # the space's source's quantity
             diagnostics = {**diagnostics, "hessian_max_eig":
-                           hessian_max_eig(method, valid_batch, seed=cfg.seed * 1000 + epoch)}
+                           hessian_max_eig(method, valid_batch, seed=cfg.seed * 1000 + epoch,
+                                           kind=kind, weight_decay=cfg.a_weight_decay)}
         sched.step()
         dt = time.perf_counter() - t0
         wall += dt
