@@ -137,3 +137,25 @@ def test_no_gradient_clipping_by_default(monkeypatch):
         calls.clear()
         m.weight_step(batch, StepContext(net, opt, 1, 1, 5.0, 2, 2))
         assert len(calls) == expected
+
+
+def test_darts_space_edge_input_multiplier():
+    """The DARTS search network: input_key('normal'/'reduce') (14,) multiplies each edge's
+    input; ones give the plain forward; BayesNAS passes its edge switches there."""
+    from spaces import get_space
+    space = get_space("darts")
+    assert set(space.input_scaled) == {"normal", "reduce"}
+    torch.manual_seed(0)
+    net = space.supernet(C=4, layers=3).double()
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(2, 3, 32, 32, generator=g, dtype=torch.float64)
+    w = {k: torch.softmax(torch.randn(14, 8, generator=g, dtype=torch.float64), -1) for k in ("normal", "reduce")}
+    ones = {input_key(k): torch.ones(14, dtype=torch.float64) for k in w}
+    net.train()
+    assert torch.allclose(net(x, {**w, **ones}), net(x, w), atol=1e-12)
+    m = (torch.rand(14, generator=g, dtype=torch.float64) + 0.5).requires_grad_()
+    out = net(x, {**w, input_key("normal"): m})
+    (gm,) = torch.autograd.grad(out.sum(), m)
+    assert gm.abs().sum() > 0
+    b = _method("darts", "input", C=4, layers=3)
+    assert set(b.mixing_weights()) == {"normal", "reduce", input_key("normal"), input_key("reduce")}
