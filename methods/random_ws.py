@@ -38,10 +38,10 @@ rescored on a pass over the whole validation half (random_weight_share.py lines 
 `candidate_batches` (10), `augment_valid` (true), `rescore_top` (5). Differences left: the
 reference's iterator carries on across candidates and selections (ours starts a new shuffled
 pass at each selection), its final call after training adds max(1, B/10000) = 3 more rounds
-(random_weight_share.py lines 99-103, 203; we keep the last epoch's one round), and its
-discrete forward runs only the sampled op (our one-hot mixing runs every op with weight 0,
-so unsampled ops' BN running statistics move; the 1Shot1 BN momentum 0.997 makes them the
-last batch's anyway).
+(random_weight_share.py lines 99-103, 203; we keep the last epoch's one round). As ours, its
+discrete forward passes the one-hot weights through the same mixed ops, which run every op
+(optimizers/darts/model_search.py `_preprocess_op` lines 157-172 and MixedOp.forward), so
+every op's BN running statistics move there too.
 
 NB201 BN setting: AutoDL's RANDOM-NAS takes `--track_running_stats` (0 or 1; RANDOM-NAS.sh
 passes BN as its third argument); the suite's profile has supernet.track_running_stats=false
