@@ -4,9 +4,16 @@ Selection: draw `num_candidates` architectures alpha ~ N(mu, sigma^2) and derive
 (space.derive), drop duplicates, score each with a training-free proxy (methods/proxies.py;
 default NASWOT) on a randomly initialised standalone network (space.proxy_network where the space has one -- on the
 DARTS space the 16-channel 8-cell evaluation network without auxiliary head, since the
-36-channel 20-cell one costs about 8x per candidate -- else space.network) and one batch
-of TRAINING data (the last `proxy_batch_size` training images the weight steps saw, kept
-from the batches; no data is loaded here), return the best (ties: first sampled).
+36-channel 20-cell one costs about 8x per candidate; on the 1Shot1 spaces the NB101 network
+with a 16-channel stem and He init, as NASWOT scores NB101 networks -- else space.network)
+and one UNAUGMENTED batch, return the best (ties: first sampled).
+The batch: NASWOT scores CIFAR-10 training images without augmentation
+(BayesWatch/nas-without-training search.py lines 24 and 28, batch 128, `--augtype none`;
+datasets/data.py lines 40-41 drop the random crop and flip). Here: `proxy_batch_size`
+images of the architecture half (CIFAR-10 training images the weights never train on),
+with the test transform (normalisation only), the first batch of a fresh shuffled pass of
+ctx.eval_batches at each selection (the loop's checkpointed generator). All candidates of
+one selection share that batch; the same batch serves synflow (only its shape) and grad_norm.
 Applied at the last epoch and, every `select_every` epochs, during the search.
 
 Records: the record's `genotype` stays argmax(mu) every epoch (the BaLeNAS trajectory). At a
@@ -38,7 +45,7 @@ from methods.proxies import PROXIES, score
 class BalenasTFOptions(BalenasOptions):
     num_candidates: int = 100     # K samples from q (assumed)
     proxy: str = "naswot"         # naswot | synflow | grad_norm
-    proxy_batch_size: int = 128   # training images scored (NASWOT paper's batch)
+    proxy_batch_size: int = 128   # unaugmented images scored (NASWOT search.py batch 128)
     select_every: int = 10        # epochs between selections during the search; 0 = end only (assumed)
 
     def __post_init__(self) -> None:
@@ -56,7 +63,6 @@ class BalenasTF(Balenas):
     def __init__(self, space, supernet, cfg, generator, device="cpu"):
         super().__init__(space, supernet, cfg, generator, device)
         self.select_gen = self.own_generator("select", 29)
-        self.recent: list[Batch] = []
         self.selected: str | None = None
 
     @classmethod
@@ -66,16 +72,12 @@ class BalenasTF(Balenas):
             out["method_options"] = {"num_candidates": 8, "proxy_batch_size": 32}
         return out
 
-    def weight_step(self, batch: Batch, ctx: StepContext) -> dict:
-        self.recent.append((batch[0].detach(), batch[1].detach()))
-        while sum(len(b[1]) for b in self.recent[1:]) >= self.opts.proxy_batch_size:
-            self.recent.pop(0)
-        return super().weight_step(batch, ctx)
-
-    def proxy_batch(self) -> Batch:
-        x = torch.cat([b[0] for b in self.recent])[-self.opts.proxy_batch_size:]
-        y = torch.cat([b[1] for b in self.recent])[-self.opts.proxy_batch_size:]
-        return x, y
+    def proxy_batch(self, ctx: StepContext) -> Batch:
+        """One unaugmented batch of the architecture half (see the module docstring)."""
+        if ctx.eval_batches is None:
+            raise RuntimeError("balenas-tf scores its candidates on ctx.eval_batches, which this "
+                               "caller does not provide")
+        return next(ctx.eval_batches(self.opts.proxy_batch_size))
 
     def sample_candidates(self) -> tuple[list[str], int]:
         """Unique derived genotypes of `num_candidates` draws from q, in order of first draw."""
@@ -94,9 +96,9 @@ class BalenasTF(Balenas):
         make = getattr(self.space, "proxy_network", None)
         return make(genotype) if make is not None else self.space.network(genotype)
 
-    def select(self, epoch: int) -> dict:
+    def select(self, epoch: int, ctx: StepContext) -> dict:
         genotypes, drawn = self.sample_candidates()
-        x, y = self.proxy_batch()
+        x, y = self.proxy_batch(ctx)
         rows = []
         for rank, g in enumerate(genotypes):
             with torch.random.fork_rng(devices=[]):
@@ -112,8 +114,8 @@ class BalenasTF(Balenas):
     def epoch_end(self, epoch: int, ctx: StepContext) -> dict:
         diag = super().epoch_end(epoch, ctx)
         every = self.opts.select_every
-        if self.recent and (epoch == ctx.epochs or (every > 0 and epoch % every == 0)):
-            diag.update(self.select(epoch))
+        if epoch == ctx.epochs or (every > 0 and epoch % every == 0):
+            diag.update(self.select(epoch, ctx))
         return diag
 
     def final_genotype(self) -> str:

@@ -62,11 +62,12 @@ class StepContext:
     grad_clip: float
     train_size: int       # images in the weights' half (as used)
     valid_size: int       # images in the architecture's half (as used)
-    # eval_batches(batch_size): an endless iterator of batches of the architecture half with
-    # the TEST transform (no augmentation), in shuffled passes; each call starts a new pass
-    # (as a fresh iter(DataLoader) does). Its generator is the loop's, checkpointed with the
-    # run. None where the caller has no data (unit tests, timing scripts).
-    eval_batches: Callable[[int], Iterator["Batch"]] | None = None
+    # eval_batches(batch_size, augment=False): an endless iterator of batches of the
+    # architecture half with the TEST transform (augment=True: the training transform, random
+    # crop and flip), in shuffled passes; each call starts a new pass (as a fresh
+    # iter(DataLoader) does). Its generator is the loop's, checkpointed with the run. None
+    # where the caller has no data (unit tests, timing scripts).
+    eval_batches: Callable[..., Iterator["Batch"]] | None = None
 
     @property
     def w_lr(self) -> float:
@@ -87,6 +88,11 @@ class SearchMethod:
     # whose order differs per space overrides profile_overrides. Pinned for every method x
     # space by tests/methods/test_step_order.py.
     arch_first: ClassVar[bool | None] = None
+    # Spaces on which the method's source clips the weight step's gradient norm over ALL of
+    # `model.parameters()`, which there holds the architecture parameter (an nn.Parameter of
+    # the model): the clip's norm then includes the architecture's gradient at that moment.
+    # A subclass lists them and says, in `arch_in_clip`, which tensors those are.
+    clip_arch_spaces: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, space, supernet: nn.Module, cfg, generator: torch.Generator,
                  device: torch.device | str = "cpu"):
@@ -152,11 +158,22 @@ class SearchMethod:
     def weight_step_weights(self, batch: Batch, ctx: StepContext) -> Weights:
         return self.eval_weights()
 
+    def arch_in_clip(self, weights: Weights) -> tuple[Weights, list[torch.Tensor]]:
+        """(the weights to run the weight step with, the architecture tensors whose gradients
+        the clip also covers) on a space in `clip_arch_spaces`; none by default."""
+        return weights, []
+
     def weight_step(self, batch: Batch, ctx: StepContext) -> dict:
         ctx.w_optimizer.zero_grad(set_to_none=True)
-        loss, logits = self.loss(self.weight_step_weights(batch, ctx), batch)
+        weights, extra = self.weight_step_weights(batch, ctx), []
+        if self.space.name in self.clip_arch_spaces:
+            weights, extra = self.arch_in_clip(weights)
+        loss, logits = self.loss(weights, batch)
         loss.backward()
-        nn.utils.clip_grad_norm_(self.supernet.parameters(), ctx.grad_clip)
+        if extra:
+            nn.utils.clip_grad_norm_([*self.supernet.parameters(), *extra], ctx.grad_clip)
+        else:
+            nn.utils.clip_grad_norm_(self.supernet.parameters(), ctx.grad_clip)
         ctx.w_optimizer.step()
         return {"train_loss": loss.item(), "train_acc": accuracy(logits, batch[1])}
 

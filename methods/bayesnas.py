@@ -1,8 +1,17 @@
 """BayesNAS (Zhou et al., ICML 2019) with the HARD prior, as docs/reference/methods.md#bayesnas gives it.
 
 Switches: per row of each architecture tensor (an NB201 edge) one edge switch s_e (it carries
-`none`: there is no op switch for `none`) and one op switch s_eo per other op. The supernet
-mixes with w[e, o] = s_e * s_eo (w[e, none] = 0; `none` outputs zero anyway). All switches
+`none`: there is no op switch for `none`) and one op switch s_eo per other op.
+Placement (`switch_placement`): "input" (default, the authors' code: BayesNAS/BayesNAS
+search/OneShot.py line 62, `x = x * self.switch_all`, the edge switch multiplies the edge's
+INPUT; each op switch multiplies its op's output, lines 85-180): edge e computes
+sum_o s_eo * op_o(s_e * x), through the space's per-edge input multipliers
+(spaces.base.input_key; tensors in `space.input_scaled`). A ReLU-Conv-BN op with batch
+statistics cancels an input scale, so conv ops give s_e (almost) no gradient and no curvature
+there; skip and pooling ops pass it on. A tensor the space does not input-scale (1Shot1's
+parent choices, whose "ops" are identities) takes w = s_e * s_eo, the same function.
+"output" (the suite's earlier placement, kept for comparison): every op output is scaled by
+w[e, o] = s_e * s_eo. (w[e, none] = 0 in both; `none` outputs zero anyway.) All switches
 start at 1 and train by SGD jointly with the weights on the TRAINING batches (single level;
 the architecture half is not used), loss = NLL + lambda_origin * sum_e |s_e| omega_e
 + lambda_child * sum_eo |s_eo| omega_eo.
@@ -14,6 +23,16 @@ Bayesian update (every `update_every` epochs, at epoch end, on the last training
 gamma, omega start U(0, 1).
 
 Our choices (documented adaptations, not from the source):
+- Curvature of s_e is taken where s_e sits (with "input", at the edge's input: the authors'
+  Algorithm.py lines 195-197, `hessian_control_scalar` on the Selection's input).
+- Curvature batch: the authors update on the last batch of their switch epoch, 18 images
+  (search/main.py line 13, --train_batch_size 18; lib.py line 77). The suite updates on the
+  last training batch of the profile's batch size (64 on NB201, 96 on 1Shot1; smoke: its
+  first `curvature_batch_size` = 8 images), since the switches train with the weights at that
+  batch size; `curvature_batch_size` = 18 gives the authors' count.
+- Gradient clipping: none, as the authors (lib.py `train_switch`, lines 61-70: no clip);
+  `clip_gradients=true` clips the weights' gradient norm at the profile's grad_clip (the
+  suite's earlier behaviour).
 - Curvature: the exact diagonal of the generalised Gauss-Newton matrix, J^T (diag p - p p^T) J,
   by one forward-mode JVP per switch (BN couples the batch, so J is the whole batch's
   Jacobian). The authors use a layer-wise recursive approximation; a GGN diagonal serves
@@ -65,9 +84,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from methods.base import Batch, SearchMethod, StepContext, accuracy, need_choice, need_int, need_number
-from spaces.base import Weights
+from spaces.base import Weights, input_key
 
 CURVATURE_SCALES = ("sum", "mean")
+PLACEMENTS = ("input", "output")
 
 
 @dataclass
@@ -80,9 +100,14 @@ class BayesNASOptions:
     threshold: float = 0.01       # edge gamma below it -> `none` (our NB201 rule, assumed)
     curvature_batch_size: int = 0  # images of the last training batch for H; 0 = all (authors)
     curvature_scale: str = "sum"   # "sum" over the batch (authors' Algorithm.py) | "mean"
+    switch_placement: str = "input"  # edge switch on the edge's input (authors' OneShot.py) | "output"
+    clip_gradients: bool = False   # authors: no clipping (lib.py train_switch)
 
     def __post_init__(self) -> None:
         need_choice("curvature_scale", self.curvature_scale, CURVATURE_SCALES)
+        need_choice("switch_placement", self.switch_placement, PLACEMENTS)
+        if not isinstance(self.clip_gradients, bool):
+            raise ValueError(f"method.clip_gradients must be true or false, got {self.clip_gradients!r}")
         need_number("switch_lr", self.switch_lr, "> 0", lambda v: v > 0)
         need_number("switch_momentum", self.switch_momentum, "in [0, 1)", lambda v: 0 <= v < 1)
         need_number("lambda_origin", self.lambda_origin, ">= 0", lambda v: v >= 0)
@@ -180,7 +205,18 @@ class BayesNAS(SearchMethod):
         return list(self.edge_sw.values()) + list(self.op_sw.values())
 
     def _weights_from(self, edge: Weights, op: Weights) -> Weights:
-        return {k: edge[k].unsqueeze(-1) * op[k] * self.mask[k] for k in edge}
+        """The supernet's weights: with placement "input", op switches on the op outputs and
+        the edge switches as the space's input multipliers (where the space input-scales the
+        tensor); else the products s_e * s_eo on the op outputs."""
+        out = {}
+        scaled = getattr(self.space, "input_scaled", ()) if self.opts.switch_placement == "input" else ()
+        for k in edge:
+            if k in scaled:
+                out[k] = op[k] * self.mask[k]
+                out[input_key(k)] = edge[k]
+            else:
+                out[k] = edge[k].unsqueeze(-1) * op[k] * self.mask[k]
+        return out
 
     def mixing_weights(self) -> Weights:
         return self._weights_from(self.edge_sw, self.op_sw)
@@ -200,7 +236,8 @@ class BayesNAS(SearchMethod):
         self.arch_optimizer.zero_grad(set_to_none=True)
         nll, logits = self.loss(self.mixing_weights(), batch)
         (nll + self.sparsity()).backward()
-        nn.utils.clip_grad_norm_(self.supernet.parameters(), ctx.grad_clip)
+        if self.opts.clip_gradients:
+            nn.utils.clip_grad_norm_(self.supernet.parameters(), ctx.grad_clip)
         ctx.w_optimizer.step()
         self.arch_optimizer.step()
         self.last_batch = (batch[0].detach(), batch[1].detach())
@@ -290,7 +327,10 @@ class BayesNAS(SearchMethod):
         return {"edge_switch": t(self.edge_sw), "op_switch": t(self.op_sw),
                 "gamma_edge": t(self.gamma_edge), "gamma_op": t(self.gamma_op),
                 "omega_edge": t(self.omega_edge), "omega_op": t(self.omega_op),
-                "weights": t(self.eval_weights())}
+                # s_e * s_eo per entry whatever the placement: one tensor per arch tensor, as
+                # the figures expect (the input multipliers are the edge_switch record)
+                "weights": t({k: self.edge_sw[k].unsqueeze(-1) * self.op_sw[k] * self.mask[k]
+                              for k in self.edge_sw})}
 
     def state_dict(self) -> dict:
         c = lambda d: {k: v.detach().cpu().clone() for k, v in d.items()}  # noqa: E731

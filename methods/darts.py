@@ -74,6 +74,17 @@ def unrolled_arch_grad(method: SearchMethod, train_batch: Batch, valid_batch: Ba
 class Darts2nd(SearchMethod):
     name = "darts-2nd"
     arch_first = True
+    # AutoDL-Projects exps/algos/DARTS-V2.py clips `network.parameters()` (alpha is an
+    # nn.Parameter of its TinyNetworkDarts): at that moment alpha.grad holds this iteration's
+    # unrolled gradient (set in backward_step_unrolled) plus d L_train / d alpha from the
+    # weight step's backward. The 1Shot1 code's alphas are Variables outside parameters().
+    clip_arch_spaces = ("nb201",)
+
+    def arch_in_clip(self, weights):
+        # softmax(alpha) with its graph: the backward adds d L_train / d alpha to the
+        # architecture step's gradient still in alpha.grad (cleared by the next arch step)
+        return self.mixing_weights(), self.arch_parameters()
+
 
     def arch_step(self, train_batch: Batch, valid_batch: Batch, ctx: StepContext) -> dict:
         self.arch_optimizer.zero_grad(set_to_none=True)

@@ -4,12 +4,17 @@
   ReLU, per sample; K = sum over ReLUs of c c^T + (1 - c)(1 - c)^T (B x B; entry = number
   of units where two samples agree); score = log|det K| (slogdet), in float64. The network
   runs in train mode (batch statistics), without gradients.
-- synflow (Tanaka et al., NeurIPS 2020): on a float64 copy with every parameter replaced by
-  its absolute value and BN in eval mode (fresh running statistics, so BN is the identity up
-  to its affine part; our choice: batch statistics of a constant input would be zero), one
-  all-ones input of the batch's shape; R = sum of outputs; score = sum |theta * dR/dtheta|.
-- grad_norm (Abdelfattah et al., ICLR 2021): sum over parameters of ||dL/dtheta||_2 for the
-  cross-entropy of the batch, train mode.
+- synflow (Tanaka et al., NeurIPS 2020), as SamsungLabs/zero-cost-nas computes it
+  (foresight/pruners/measures/synflow.py): on a float64 copy WITHOUT BatchNorm (line 22,
+  `@measure('synflow', bn=False)`: the network is rebuilt with bn=False; here every
+  BatchNorm layer of the copy is replaced by the identity) with every parameter replaced by
+  its absolute value (lines 30-35), one all-ones input of the batch's shape (line 51);
+  R = sum of outputs; score = sum over the weights of Conv2d and Linear layers only of
+  |w * dR/dw| (line 58 `layer.weight * layer.weight.grad`; p_utils.py line 62, Conv2d or
+  Linear; biases and BN parameters are not counted).
+- grad_norm (Abdelfattah et al., ICLR 2021; zero-cost-nas grad_norm.py line 36): sum over
+  the Conv2d and Linear layers of ||dL/dw||_2 of their weights (p_utils.py line 62), for the
+  cross-entropy of the batch, train mode, BN kept (line 24, bn=True).
 The caller's network is never changed (synflow works on a copy; naswot hooks are removed).
 Written here: the reference implementations are research scripts, not installable packages.
 """
@@ -43,8 +48,24 @@ def naswot(network: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | Non
     return torch.linalg.slogdet(k).logabsdet.item()
 
 
+def layer_weights(network: nn.Module) -> list[torch.Tensor]:
+    """The weights the zero-cost proxies sum over: those of Conv2d and Linear layers
+    (zero-cost-nas foresight/pruners/p_utils.py line 62)."""
+    return [m.weight for m in network.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def without_batchnorm(network: nn.Module) -> nn.Module:
+    """Every BatchNorm layer replaced by the identity, in place (synflow's bn=False)."""
+    for name, child in list(network.named_children()):
+        if isinstance(child, nn.modules.batchnorm._BatchNorm):
+            setattr(network, name, nn.Identity())
+        else:
+            without_batchnorm(child)
+    return network
+
+
 def synflow(network: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | None = None) -> float:
-    net = copy.deepcopy(network).double().eval()
+    net = without_batchnorm(copy.deepcopy(network)).double().eval()
     with torch.no_grad():
         for p in net.parameters():
             p.abs_()
@@ -52,13 +73,13 @@ def synflow(network: nn.Module, inputs: torch.Tensor, targets: torch.Tensor | No
         p.grad = None
     ones = torch.ones((1, *inputs.shape[1:]), dtype=torch.float64, device=inputs.device)
     net(ones).sum().backward()
-    return sum((p * p.grad).abs().sum().item() for p in net.parameters() if p.grad is not None)
+    return sum((w * w.grad).abs().sum().item() for w in layer_weights(net) if w.grad is not None)
 
 
 def grad_norm(network: nn.Module, inputs: torch.Tensor, targets: torch.Tensor) -> float:
     was_training = network.training
     network.train()
-    params = [p for p in network.parameters() if p.requires_grad]
+    params = [w for w in layer_weights(network) if w.requires_grad]
     try:
         loss = F.cross_entropy(network(inputs), targets)
         grads = torch.autograd.grad(loss, params, allow_unused=True)

@@ -24,6 +24,31 @@ validation half, a second stage not implemented here. Their grad_clip default (0
 PTB setting; the CNN value is not stated in the code, so the profile's 5 is kept (assumed).
 Space-agnostic: uses only sample_weights and derive (on the DARTS space a sample is a whole
 DARTS cell pair: 2 inputs per node, as their `sample_arch`).
+
+NB-1Shot1 (`paper` profile): nasbench-1shot1's random search with weight sharing
+(automl/nasbench-1shot1 optimizers/random_search_with_weight_sharing/): its cluster scripts
+run `--epochs=100` (cluster_scripts/search_space_1/baseline_script.sh line 28), batch 64 and
+gradient clip 0.25 (random_weight_share.py lines 219-220, argparse defaults); after every
+epoch (random_weight_share.py lines 91-94) 1000 sampled cells (line 108), each scored on 10
+consecutive batches of 64 of the validation half (darts_wrapper_discrete.py `evaluate`, lines
+205-214) drawn from a loader over the TRAINING transform (lines 75-90: the valid queue is
+built on `train_data`, so it is augmented), in eval mode; the 5 best (lowest error) are
+rescored on a pass over the whole validation half (random_weight_share.py lines 126-137,
+`split='valid'`: len(valid_queue) batches) and the best of those is kept. Options:
+`candidate_batches` (10), `augment_valid` (true), `rescore_top` (5). Differences left: the
+reference's iterator carries on across candidates and selections (ours starts a new shuffled
+pass at each selection), its final call after training adds max(1, B/10000) = 3 more rounds
+(random_weight_share.py lines 99-103, 203; we keep the last epoch's one round). As ours, its
+discrete forward passes the one-hot weights through the same mixed ops, which run every op
+(optimizers/darts/model_search.py `_preprocess_op` lines 157-172 and MixedOp.forward), so
+every op's BN running statistics move there too.
+
+NB201 BN setting: AutoDL's RANDOM-NAS takes `--track_running_stats` (0 or 1; RANDOM-NAS.sh
+passes BN as its third argument); the suite's profile has supernet.track_running_stats=false
+(= BN 0, batch statistics everywhere). `--set supernet.track_running_stats=true` gives BN 1;
+then only the sampled ops' running statistics move (the supernet's set_track_active_only, as
+their search model runs only the sampled op of each edge), and the candidates are scored in
+eval mode with those statistics.
 """
 from __future__ import annotations
 
@@ -41,11 +66,18 @@ class RandomWSOptions:
     num_candidates: int = 100     # architectures scored per selection (AutoDL RANDOM-NAS)
     valid_batch_size: int = 512   # validation images per candidate (AutoDL RANDOM-NAS)
     select_every: int = 1         # epochs between selections (AutoDL RANDOM-NAS: every epoch); 0 = at the end only
+    candidate_batches: int = 1    # batches per candidate, accuracy over all their images (1Shot1 reference: 10)
+    augment_valid: bool = False   # score on augmented images (1Shot1 reference: its valid queue uses the training transform)
+    rescore_top: int = 0          # the best k rescored on a whole pass of the architecture half (1Shot1 reference: 5); 0 = off
 
     def __post_init__(self) -> None:
         need_int("num_candidates", self.num_candidates, 1)
         need_int("valid_batch_size", self.valid_batch_size, 1)
         need_int("select_every", self.select_every, 0)
+        need_int("candidate_batches", self.candidate_batches, 1)
+        need_int("rescore_top", self.rescore_top, 0)
+        if not isinstance(self.augment_valid, bool):
+            raise ValueError(f"method.augment_valid must be true or false, got {self.augment_valid!r}")
 
 
 class RandomWS(SearchMethod):
@@ -58,6 +90,8 @@ class RandomWS(SearchMethod):
         self.sampler = self.own_generator("sampler", 31)
         self.best = self.space.derive(self.space.sample_weights(self.sampler))
         self.best_acc: float | None = None
+        if hasattr(supernet, "set_track_active_only"):   # NB201 with BN 1: only sampled ops' stats
+            supernet.set_track_active_only(True)
 
     @classmethod
     def profile_overrides(cls, space: str, profile: str) -> dict[str, Any]:
@@ -74,7 +108,19 @@ class RandomWS(SearchMethod):
             out["epochs"] = 100
             out["method_options"] = {"num_candidates": 1000, "valid_batch_size": 640,
                                      "select_every": 10}
-        if profile == "smoke":
+        if space.startswith("nb1shot1") and profile == "paper":
+            # nasbench-1shot1 optimizers/random_search_with_weight_sharing (module docstring)
+            out.update(epochs=100, batch_size=64, grad_clip=0.25)
+            out["method_options"] = {"num_candidates": 1000, "valid_batch_size": 64,
+                                     "candidate_batches": 10, "augment_valid": True,
+                                     "rescore_top": 5, "select_every": 1}
+        elif space.startswith("nb1shot1") and profile == "smoke":
+            # the same protocol, small: 8 candidates on 2 batches of 16, the best 2 rescored
+            out.update(grad_clip=0.25)
+            out["method_options"] = {"num_candidates": 8, "valid_batch_size": 16,
+                                     "candidate_batches": 2, "augment_valid": True,
+                                     "rescore_top": 2}
+        elif profile == "smoke":
             out["method_options"] = {"num_candidates": 8, "valid_batch_size": 64}
         return out
 
@@ -92,22 +138,56 @@ class RandomWS(SearchMethod):
         if ctx.eval_batches is None:
             raise RuntimeError("random-ws scores its candidates on ctx.eval_batches, which this "
                                "caller does not provide")
-        batches = ctx.eval_batches(self.opts.valid_batch_size)
+        o = self.opts
+        batches = (ctx.eval_batches(o.valid_batch_size, augment=True) if o.augment_valid
+                   else ctx.eval_batches(o.valid_batch_size))
         was_training = self.supernet.training
         self.supernet.eval()
         rows, images = [], 0
-        try:
-            for _ in range(self.opts.num_candidates):
-                w = self._sample()
+
+        def score(w: Weights, n_batches: int) -> tuple[float, int]:
+            if n_batches == 1:   # one batch: its accuracy, computed as it always was
                 x, y = next(batches)
-                acc = (self.supernet(x, w).argmax(1) == y).float().mean().item()
-                rows.append((self.space.derive({k: v.cpu() for k, v in w.items()}), acc))
-                images += len(y)
+                return (self.supernet(x, w).argmax(1) == y).float().mean().item(), len(y)
+            right = seen = 0
+            for _ in range(n_batches):
+                x, y = next(batches)
+                right += (self.supernet(x, w).argmax(1) == y).sum().item()
+                seen += len(y)
+            return right / seen, seen
+        try:
+            for _ in range(o.num_candidates):
+                w = self._sample()
+                acc, n = score(w, o.candidate_batches)
+                rows.append((self.space.derive({k: v.cpu() for k, v in w.items()}), acc, w))
+                images += n
+            extra: dict[str, Any] = {}
+            if o.candidate_batches > 1:
+                extra["batches_per_candidate"] = o.candidate_batches
+            if o.augment_valid:
+                extra["augmented"] = True
+            if o.rescore_top:
+                # the k best (stable sort: first sampled first among ties), each on a whole
+                # pass's worth of batches of the architecture half
+                top = sorted(rows, key=lambda r: -r[1])[:o.rescore_top]
+                per_pass = -(-ctx.valid_size // o.valid_batch_size)
+                full, rescore_images = [], 0
+                for g, first_acc, w in top:
+                    acc, n = score(w, per_pass)
+                    full.append((g, acc, first_acc))
+                    rescore_images += n
+                g, acc, _ = max(full, key=lambda r: r[1])   # first of ties
+                extra.update(rescored=[{"genotype": g_, "valid_acc": a, "sample_acc": a0}
+                                       for g_, a, a0 in full],
+                             rescore_images=rescore_images)
+                self.best, self.best_acc = g, acc
+            else:
+                self.best, self.best_acc = max(rows, key=lambda r: r[1])[:2]  # first of ties
         finally:
             self.supernet.train(was_training)
-        self.best, self.best_acc = max(rows, key=lambda r: r[1])  # max keeps the first of ties
         return {"selected_genotype": self.best, "selected_valid_acc": self.best_acc,
-                "candidates": len(rows), "valid_images": images}  # summed over the candidates
+                "candidates": len(rows), "valid_images": images,  # summed over the candidates
+                **extra}
 
     def epoch_end(self, epoch: int, ctx: StepContext) -> dict:
         every = self.opts.select_every

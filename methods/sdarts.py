@@ -101,6 +101,16 @@ def pgd_attack(loss_fn, abar0: Weights, eps: float, steps: int, gen: torch.Gener
 class _Sdarts(SearchMethod):
     Options = SdartsOptions
     arch_first = True
+    # SmoothDARTS nasbench201/train_search.py line 246 clips `model.parameters()`, which holds
+    # the architecture parameter (nasbench201/model.py line 158, an nn.Parameter) after it was
+    # overwritten by the perturbed softmax and its grad zeroed (lines 228-239): the norm
+    # includes d L_train / d (perturbed mixing weights). Its 1Shot1 model keeps the alphas as
+    # Variables outside parameters() (optimizers/darts/model_search.py lines 215-225).
+    clip_arch_spaces = ("nb201",)
+
+    def arch_in_clip(self, weights):
+        leaf = {k: v.detach().requires_grad_() for k, v in weights.items()}
+        return leaf, list(leaf.values())
 
     def __init__(self, space, supernet, cfg, generator, device="cpu"):
         super().__init__(space, supernet, cfg, generator, device)

@@ -15,12 +15,27 @@ from torch import nn
 
 Weights = dict[str, torch.Tensor]
 
+# Optional per-edge INPUT multipliers. A space lists in `input_scaled` the architecture tensors
+# whose rows are edges, each a mixed op applied to one input tensor; for such a tensor `name`,
+# weights may also carry `input_key(name)` = a tensor of shape arch_shapes()[name][:-1] (one
+# scalar per row), and the supernet then feeds row r's mixed op with input * m[r] instead of
+# the input (every op of the row, parameter-free ones included; the row's mixing weights still
+# scale the op outputs). Absent: no multiplier (the same function as m = 1). BayesNAS places its
+# edge switch there, as its authors' code does (BayesNAS/BayesNAS search/OneShot.py line 62).
+INPUT_SUFFIX = ":input"
+
+
+def input_key(name: str) -> str:
+    """The weights key of the per-row input multiplier of architecture tensor `name`."""
+    return name + INPUT_SUFFIX
+
 
 @runtime_checkable
 class SearchSpace(Protocol):
     name: str
     benchmark: str  # which benchmark table scores its genotypes: 'nb201' | 'nb101'
     zero_op: int | None  # column of the `none` (zero) op in every arch tensor; None if absent
+    input_scaled: tuple[str, ...]  # tensors whose supernet takes input_key(name) multipliers
 
     def arch_shapes(self) -> dict[str, tuple[int, ...]]:
         """Named architecture tensors; the last dim of each is one categorical choice."""

@@ -152,8 +152,9 @@ def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.nd
                             nesterov=cfg.w_nesterov, weight_decay=cfg.w_weight_decay)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(w_opt, T_max=cfg.epochs, eta_min=cfg.w_lr_min)
     ctx = StepContext(supernet, w_opt, 0, cfg.epochs, cfg.grad_clip, len(train_idx), len(valid_idx),
-                      # the architecture half with the test transform, for a method's own scoring
-                      lambda n: endless(valid.with_options(n, False, streams["eval"])))
+                      # the architecture half (test transform unless augment), for a method's
+                      # own scoring
+                      lambda n, augment=False: endless(valid.with_options(n, augment, streams["eval"])))
 
     start, wall = 1, 0.0
     ck, kept, note = load_resumable(rd, cfg, device)
@@ -193,8 +194,10 @@ def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.nd
         diagnostics = method.epoch_end(epoch, ctx)
         if cfg.hessian_every and rows and epoch % cfg.hessian_every == 0:  # stability diagnostic
             from benchmark.harness.hessian import hessian_max_eig
+            kind = getattr(space, "hessian_diagnostic", "dominant")   # the space's source's quantity
             diagnostics = {**diagnostics, "hessian_max_eig":
-                           hessian_max_eig(method, valid_batch, seed=cfg.seed * 1000 + epoch)}
+                           hessian_max_eig(method, valid_batch, seed=cfg.seed * 1000 + epoch,
+                                           kind=kind, weight_decay=cfg.a_weight_decay)}
         sched.step()
         dt = time.perf_counter() - t0
         wall += dt

@@ -55,7 +55,7 @@ def build(name: str, sets: list[str], C: int, N: int, batch: int, seed: int = 0)
     def batch_(n: int = batch):
         return torch.randn(n, 3, 32, 32, generator=g), torch.randint(0, 10, (n,), generator=g)
     ctx = StepContext(net, w_opt, 1, cfg.epochs, cfg.grad_clip, 25000, 25000,
-                      lambda n: iter(lambda: batch_(n), None))  # random-ws' candidate batches
+                      lambda n, augment=False: iter(lambda: batch_(n), None))  # candidate batches
     tb, vb = batch_(), batch_()
 
     def step() -> float:

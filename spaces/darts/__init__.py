@@ -70,6 +70,9 @@ class DartsSpace:
     benchmark = "darts-train"
     zero_op = NONE
     profiles = PROFILES
+    # weights may carry input_key("normal") / input_key("reduce"): (14,) multipliers of each
+    # edge's input (spaces.base.input_key), honoured by the search network
+    input_scaled = ("normal", "reduce")
 
     def arch_shapes(self) -> dict[str, tuple[int, ...]]:
         return {"normal": (NUM_EDGES, len(OPS)), "reduce": (NUM_EDGES, len(OPS))}

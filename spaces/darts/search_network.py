@@ -11,7 +11,9 @@ layers//3 and 2*layers//3, global average pooling, linear.
 `forward(x, weights)` takes ALREADY NORMALISED mixing weights {"normal": (14, 8),
 "reduce": (14, 8)}: normal cells mix with weights["normal"], reduction cells with
 weights["reduce"] (the authors apply softmax(alpha) inside forward; here the method does,
-see spaces/base.py). BN layers keep running statistics (PyTorch's default, as the authors).
+see spaces/base.py). Optional weights[input_key("normal")] / [input_key("reduce")], each a
+(14,) tensor, multiply each edge's input (spaces.base.input_key; BayesNAS' edge switch).
+BN layers keep running statistics (PyTorch's default, as the authors).
 Defaults C=16, layers=8 are the authors' train_search.py settings.
 """
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from spaces.base import Weights
+from spaces.base import Weights, input_key
 from spaces.darts.ops import OPS, FactorizedReduce, ReLUConvBN, make_op
 
 
@@ -49,11 +51,18 @@ class SearchCell(nn.Module):
         self.edges = nn.ModuleList(MixedOp(C, 2 if reduction and j < 2 else 1)
                                    for i in range(steps) for j in range(i + 2))
 
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor,
+                edge_input: torch.Tensor | None = None) -> torch.Tensor:
+        """weights (14, 8) scale the op outputs; edge_input (14,), optional, multiplies each
+        edge's input (edge e computes sum_o w[e, o] * op_o(m[e] * h))."""
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         offset = 0
         for _ in range(self.steps):
-            s = sum(self.edges[offset + j](h, weights[offset + j]) for j, h in enumerate(states))
+            if edge_input is None:
+                s = sum(self.edges[offset + j](h, weights[offset + j]) for j, h in enumerate(states))
+            else:
+                s = sum(self.edges[offset + j](h * edge_input[offset + j], weights[offset + j])
+                        for j, h in enumerate(states))
             offset += len(states)
             states.append(s)
         return torch.cat(states[-self.multiplier:], dim=1)
@@ -87,5 +96,10 @@ class SearchNetwork(nn.Module):
     def forward(self, x: torch.Tensor, weights: Weights) -> torch.Tensor:
         s0 = s1 = self.stem(x)
         for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1, weights["reduce" if cell.reduction else "normal"])
+            name = "reduce" if cell.reduction else "normal"
+            m = weights.get(input_key(name))   # optional (14,) edge-input multipliers
+            if m is None:
+                s0, s1 = s1, cell(s0, s1, weights[name])
+            else:
+                s0, s1 = s1, cell(s0, s1, weights[name], m)
         return self.classifier(self.global_pooling(s1).flatten(1))

@@ -41,17 +41,29 @@ _DEFS = {
 # docs/reference/nb1shot1.md#search-protocol; automl/nasbench-1shot1 optimizers/darts/train_search.py).
 _COMMON = dict(split="contiguous", w_weight_decay=3e-4, w_nesterov=False, arch_first=True)
 PROFILES = {
-    "paper": dict(epochs=50, batch_size=96, supernet=dict(C=16, layers=9), hessian_every=5, **_COMMON),
+    # hessian_every=1: the 1Shot1 DARTS code (SmoothDARTS optimizers/darts/train_search.py
+    # lines 213-216, 313-322) reports the Hessian's eigenvalue after every epoch.
+    "paper": dict(epochs=50, batch_size=96, supernet=dict(C=16, layers=9), hessian_every=1, **_COMMON),
     "smoke": dict(epochs=2, batch_size=32, train_subset=256, supernet=dict(C=4, layers=3), **_COMMON),
 }
 
 Parents = tuple[tuple[int, ...], ...]   # per node 1..steps+1, sorted parent ids
+
+# Stem channels of the network the proxies score (NASWOT's NB101 default, search.py line 39).
+PROXY_STEM = 16
 
 
 class OneShot1Space:
     benchmark: str = 'nb101'  # scored through the NB101 table (benchmark/harness/scoring.py)
     profiles = PROFILES
     zero_op: int | None = None  # no `none` op: every choice is a real operation
+    # weights may carry input_key('ops'): (steps,) multipliers of each choice block's input.
+    # The parent tensors (input<i>, output) weight parent states directly (no op between), so
+    # an input multiplier there would equal a factor on their weights.
+    input_scaled = ('ops',)
+    # The Hessian diagnostic as the 1Shot1 code reports it (benchmark/harness/hessian.py):
+    # |largest algebraic eigenvalue| of the architecture Hessian, arch weight decay included.
+    hessian_diagnostic = 'abs_max_algebraic_wd'
 
     def __init__(self, index: int):
         d = _DEFS[index]
@@ -168,6 +180,15 @@ class OneShot1Space:
     def network(self, genotype: str, num_classes: int = 10) -> nn.Module:
         ops, parents = self.parse(genotype)
         return nb101.network(*self.nb101_spec(ops, parents), num_classes=num_classes)
+
+    def proxy_network(self, genotype: str, num_classes: int = 10) -> nn.Module:
+        """The network training-free proxies score (BaLeNAS-TF): the genotype's NB101 network
+        as NASWOT builds it for NB101 (BayesWatch/nas-without-training search.py line 39,
+        `--stem_out_channels 16`; 3 stacks of 3 cells), He-initialised as there
+        (nb101.he_init, their nas_101_api/model.py lines 75-91)."""
+        ops, parents = self.parse(genotype)
+        return nb101.he_init(nb101.Network(*self.nb101_spec(ops, parents), num_classes=num_classes,
+                                           stem_channels=PROXY_STEM))
 
     def param_free_ops(self, genotype: str) -> int:
         """maxpool3x3 ops in the derived cell after pruning (loose ends do not count)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from spaces.base import input_key
 from spaces.nb1shot1.nb101 import CONV1X1, CONV3X3, MAXPOOL3X3
 
 # Mixed-op order of the reference code (differs from NB101's hash-label order).
@@ -48,7 +49,8 @@ class MixedOp(nn.Module):
 
 class Cell(nn.Module):
     """Choice block b sees [proj_b(s0), block_1, .., block_{b-1}]; the inputs are weighted
-    (if node b+1 has an input choice) and summed, then go through the mixed op. The cell output
+    (if node b+1 has an input choice) and summed, then (if weights carry input_key('ops'), a
+    (steps,) tensor) multiplied by that block's input multiplier, then go through the mixed op. The cell output
     is w_out[0] * proj_out(s0) + concat_b(w_out[b] * block_b) with C * steps channels."""
 
     def __init__(self, steps: int, c_in: int, c: int, input_nodes: list[int]):
@@ -60,6 +62,7 @@ class Cell(nn.Module):
 
     def forward(self, s0: Tensor, weights: dict[str, Tensor]) -> Tensor:
         w_ops, w_out = weights['ops'], weights['output'].reshape(-1)
+        m = weights.get(input_key('ops'))  # optional (steps,) multipliers of each block's input
         states: list[Tensor] = []
         for b in range(self.steps):
             inputs = [self.proj[b](s0), *states]
@@ -67,7 +70,8 @@ class Cell(nn.Module):
             if node in self.input_nodes:
                 w_in = weights[f'input{node}'].reshape(-1)
                 inputs = [w_in[i] * t for i, t in enumerate(inputs)]
-            states.append(self.blocks[b](sum(inputs), w_ops[b]))
+            h = sum(inputs) if m is None else sum(inputs) * m[b]
+            states.append(self.blocks[b](h, w_ops[b]))
         out = torch.cat([w_out[b + 1] * s for b, s in enumerate(states)], 1)
         return w_out[0] * self.proj[-1](s0) + out
 

@@ -213,6 +213,27 @@ def network(matrix, ops: Sequence[str], num_classes: int = 10) -> nn.Module:
     return Network(matrix, ops, num_classes)
 
 
+@torch.no_grad()
+def he_init(net: nn.Module) -> nn.Module:
+    """The initialisation NASWOT gives NB101 networks (BayesWatch/nas-without-training
+    nas_101_api/model.py lines 75-91): conv weights N(0, 2 / (k * k * out_channels)), conv
+    biases 0; BN weight 1, bias 0; linear weights N(0, 0.01^2), bias 0. In place."""
+    import math
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            m.weight.normal_(0, math.sqrt(2.0 / (m.kernel_size[0] * m.kernel_size[1] * m.out_channels)))
+            if m.bias is not None:
+                m.bias.zero_()
+        elif isinstance(m, nn.BatchNorm2d):
+            if m.weight is not None:
+                m.weight.fill_(1)
+                m.bias.zero_()
+        elif isinstance(m, nn.Linear):
+            m.weight.normal_(0, 0.01)
+            m.bias.zero_()
+    return net
+
+
 def count_parameters(model: nn.Module) -> int:
     """Trainable parameters as NB101 counts them (BN moving statistics excluded)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -30,6 +30,7 @@ class NB201Space:
     benchmark = "nb201"  # scored by the NB201 table (benchmark/harness/scoring.py)
     zero_op = OPS.index("none")
     profiles = PROFILES
+    input_scaled = ("alpha",)  # weights may carry input_key("alpha"): (6,) edge-input multipliers
 
     def arch_shapes(self) -> dict[str, tuple[int, ...]]:
         return {"alpha": (len(EDGES), len(OPS))}

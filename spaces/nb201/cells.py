@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from spaces.base import Weights
+from spaces.base import Weights, input_key
 from spaces.nb201.ops import OPS, PARAM_FREE_OPS, Macro, make_op
 
 NUM_NODES = 4
@@ -83,20 +83,41 @@ class SearchCell(nn.Module):
     differential test, tests/spaces/test_xautodl_reference.py, uses it).
     """
 
+    # Set by the supernet (track_active_only): with tracked statistics, in training mode, an
+    # op whose mixing weight is exactly 0 leaves its BN running statistics unchanged.
+    track_active_only = False
+
     def __init__(self, C: int, affine: bool = False, track: bool = False,
                  conv_bias: bool = False):
         super().__init__()
         self.edges = nn.ModuleList(
             nn.ModuleList(make_op(op, C, affine, track, conv_bias) for op in OPS) for _ in EDGES)
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def _run(self, op: nn.Module, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        if not (self.track_active_only and self.training) or float(w) != 0.0:
+            return op(h)
+        bns = [m for m in op.modules() if isinstance(m, nn.BatchNorm2d) and m.track_running_stats]
+        saved = [b.momentum for b in bns]
+        for b in bns:   # running = (1 - 0) * running + 0 * batch: unchanged
+            b.momentum = 0.0
+        try:
+            return op(h)
+        finally:
+            for b, mom in zip(bns, saved):
+                b.momentum = mom
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor,
+                edge_input: torch.Tensor | None = None) -> torch.Tensor:
+        """weights (6, 5) scale each op's output; edge_input (6,), optional, scales each edge's
+        input (spaces.base.input_key): edge k computes sum_o w[k, o] * op_o(m[k] * x_i)."""
         nodes = [x]
         k = 0
         for j in range(1, NUM_NODES):
             s = 0
             for i in range(j):
                 w = weights[k]
-                s = s + sum(w[o] * op(nodes[i]) for o, op in enumerate(self.edges[k]))
+                h = nodes[i] if edge_input is None else nodes[i] * edge_input[k]
+                s = s + sum(w[o] * self._run(op, h, w[o]) for o, op in enumerate(self.edges[k]))
                 k += 1
             nodes.append(s)
         return nodes[-1]
@@ -106,15 +127,37 @@ class Supernet(nn.Module):
     """The search model: every cell mixes all ops with the given weights['alpha'] (6x5)."""
 
     def __init__(self, C: int = 16, N: int = 5, num_classes: int = 10, affine: bool = False,
-                 track_running_stats: bool = False, conv_bias: bool = False, cell_cls=SearchCell):
+                 track_running_stats: bool = False, conv_bias: bool = False, cell_cls=SearchCell,
+                 track_active_only: bool = False):
+        """track_active_only: with track_running_stats, only ops whose mixing weight is nonzero
+        update their cells' BN running statistics in training mode (a sampled one-hot cell
+        then moves only the sampled ops' statistics, as AutoDL's RANDOM-NAS, whose search
+        model runs only the sampled op of each edge: lib/models/cell_searchs/
+        search_model_random.py, `forward_dynamic`). Gradients are unchanged."""
         super().__init__()
-        if not isinstance(conv_bias, bool):
-            raise ValueError(f"supernet.conv_bias must be true or false, got {conv_bias!r}")
+        for name, v in (("conv_bias", conv_bias), ("track_active_only", track_active_only)):
+            if not isinstance(v, bool):
+                raise ValueError(f"supernet.{name} must be true or false, got {v!r}")
         self.net = Macro(C, N, num_classes,
                          lambda c: cell_cls(c, affine, track_running_stats, conv_bias))
+        self.set_track_active_only(track_active_only)
+
+    def set_track_active_only(self, flag: bool) -> None:
+        """See __init__'s track_active_only; a method that trains sampled cells (random-ws)
+        calls it, so that it holds whatever the profile (only matters with tracking)."""
+        for cell in self.net.cells:
+            if hasattr(cell, "track_active_only"):
+                cell.track_active_only = bool(flag)
 
     def forward(self, x: torch.Tensor, weights: Weights) -> torch.Tensor:
-        return self.net(x, weights["alpha"])
+        return self.net(x, *cell_arguments(weights))
+
+
+def cell_arguments(weights: Weights) -> tuple[torch.Tensor, ...]:
+    """What every search cell receives: the (6, 5) mixing weights and, when given, the (6,)
+    per-edge input multipliers (weights[input_key('alpha')])."""
+    m = weights.get(input_key("alpha"))
+    return (weights["alpha"],) if m is None else (weights["alpha"], m)
 
 
 class InferCell(nn.Module):

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spaces.nb201.cells import EDGES, NUM_NODES, SearchCell, Supernet
+from spaces.nb201.cells import EDGES, NUM_NODES, SearchCell, Supernet, cell_arguments
 from spaces.nb201.ops import OPS
 
 _SKIP, _C1, _C3, _POOL = (OPS.index(o) for o in ("skip_connect", "nor_conv_1x1", "nor_conv_3x3",
@@ -30,6 +30,8 @@ OUT_EDGES: tuple[tuple[int, ...], ...] = tuple(
 
 class FastSearchCell(nn.Module):
     """Mixed NB201 cell; `forward(x, weights)` with weights of shape (6, 5) as the reference."""
+
+    track_active_only = False  # as SearchCell's (set by the supernet)
 
     def __init__(self, C: int, affine: bool = False, track: bool = False,
                  conv_bias: bool = False):
@@ -103,15 +105,24 @@ class FastSearchCell(nn.Module):
                     b[2].num_batches_tracked.copy_(getattr(self, f"num_batches{i}"))
 
     # ----- compute ----------------------------------------------------------------------------
-    def _convs(self, i: int, x: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def _convs(self, i: int, x: torch.Tensor, weights: torch.Tensor,
+               edge_input: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
         """Mixing-weighted BN(conv(ReLU x_i)) of each edge leaving node i: (1x1 + 3x3) terms.
 
         BN runs once per conv call over the stacked channels ([edge 0 | edge 1 | ...], each C
         wide). `split` (not slicing) keeps the backward to one concatenation per tensor.
+        With per-edge input multipliers m the edges no longer share ReLU(x_i): the inputs
+        ReLU(m_e x_i) are stacked along the channels and one grouped conv (a group per edge,
+        the same stacked weight layout) computes every edge's conv.
         """
         edges, C = OUT_EDGES[i], self.C
         E = len(edges)
-        r = F.relu(x)
+        groups = 1
+        if edge_input is None:
+            r = F.relu(x)
+        else:
+            r = torch.cat([F.relu(x * edge_input[k]) for k in edges], dim=1)
+            groups = E
         w = weights[list(edges)][:, [_C1, _C3]].t().repeat_interleave(C, dim=1)  # (2, E*C)
         scale = [w[0], w[1]]
         bias: list[torch.Tensor | None] = [None, None]
@@ -123,27 +134,42 @@ class FastSearchCell(nn.Module):
         use_batch_stats = self.training or not self.track
         if self.track and self.training:
             getattr(self, f"num_batches{i}").add_(1)
+        # track_active_only: only channels of ops with a nonzero weight keep the new statistics
+        keep = (w != 0) if (self.track and self.training and self.track_active_only) else None
         outs = []
         b1, b3 = (self.conv1_bias[i], self.conv3_bias[i]) if self.conv_bias else (None, None)
-        for m, y in enumerate((F.conv2d(r, self.conv1[i], b1),
-                               F.conv2d(r, self.conv3[i], b3, padding=1))):
+        for m, y in enumerate((F.conv2d(r, self.conv1[i], b1, groups=groups),
+                               F.conv2d(r, self.conv3[i], b3, padding=1, groups=groups))):
             sl = slice(m * E * C, (m + 1) * E * C)
             rm = getattr(self, f"running_mean{i}")[sl] if self.track else None
             rv = getattr(self, f"running_var{i}")[sl] if self.track else None
+            if keep is not None:
+                old_rm, old_rv = rm.clone(), rv.clone()
             outs.append(F.batch_norm(y, rm, rv, scale[m], bias[m], use_batch_stats,
                                      self.momentum, self.eps).split(C, dim=1))
+            if keep is not None:
+                with torch.no_grad():
+                    rm.copy_(torch.where(keep[m], rm, old_rm))
+                    rv.copy_(torch.where(keep[m], rv, old_rv))
         return tuple(a + b for a, b in zip(*outs))
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, weights: torch.Tensor,
+                edge_input: torch.Tensor | None = None) -> torch.Tensor:
+        """As SearchCell.forward: edge_input (6,), optional, multiplies each edge's input.
+        Skip and average pooling are linear, so their terms take m_e as a factor."""
         nodes = [x]
         partial: list[torch.Tensor | int] = [0] * NUM_NODES  # running sums of node inputs
         for i, edges in enumerate(OUT_EDGES):
             xi = nodes[i]
-            convs = self._convs(i, xi, weights)
+            convs = self._convs(i, xi, weights, edge_input)
             pooled = F.avg_pool2d(xi, 3, stride=1, padding=1, count_include_pad=False)
             for conv, k in zip(convs, edges):
                 j, w = EDGES[k][0], weights[k]
-                partial[j] = partial[j] + (conv + w[_SKIP] * xi + w[_POOL] * pooled)
+                if edge_input is None:
+                    partial[j] = partial[j] + (conv + w[_SKIP] * xi + w[_POOL] * pooled)
+                else:
+                    m = edge_input[k]
+                    partial[j] = partial[j] + (conv + (w[_SKIP] * m) * xi + (w[_POOL] * m) * pooled)
             nodes.append(partial[i + 1])
         return nodes[-1]
 
@@ -159,9 +185,10 @@ class FastSupernet(Supernet):
 
     def __init__(self, C: int = 16, N: int = 5, num_classes: int = 10, affine: bool = False,
                  track_running_stats: bool = False, conv_bias: bool = False,
-                 channels_last: bool = True, bf16: bool = False, compile: bool = False):
+                 channels_last: bool = True, bf16: bool = False, compile: bool = False,
+                 track_active_only: bool = False):
         super().__init__(C, N, num_classes, affine, track_running_stats, conv_bias,
-                         cell_cls=FastSearchCell)
+                         cell_cls=FastSearchCell, track_active_only=track_active_only)
         self.channels_last, self.bf16, self.compile = channels_last, bf16, compile
         self._compiled = False
 
@@ -194,5 +221,5 @@ class FastSupernet(Supernet):
             self._maybe_compile()
         if x.is_cuda and self.bf16:
             with torch.autocast("cuda", dtype=torch.bfloat16):
-                return self.net(x, weights["alpha"]).float()
-        return self.net(x, weights["alpha"])
+                return self.net(x, *cell_arguments(weights)).float()
+        return self.net(x, *cell_arguments(weights))

@@ -45,6 +45,27 @@ def test_synflow_and_grad_norm_known_values_and_errors():
     y = torch.tensor([0, 1, 2, 0])
     loss = nn.functional.cross_entropy(net(x), y)
     gw, gb = torch.autograd.grad(loss, [net.weight, net.bias])
-    assert proxies.score("grad_norm", net, x, y) == pytest.approx((gw.norm() + gb.norm()).item(), rel=1e-5)
+    # conv and linear WEIGHTS only (zero-cost-nas p_utils.py): the bias does not count
+    assert proxies.score("grad_norm", net, x, y) == pytest.approx(gw.norm().item(), rel=1e-5)
+    assert gb.norm() > 0
     with pytest.raises(ValueError, match="naswot"):
         proxies.score("nope", net, x, y)
+
+
+def test_synflow_turns_bn_off_and_sums_conv_and_linear_weights_only():
+    """zero-cost-nas synflow: bn=False, |w * dR/dw| over Conv2d/Linear weights; a bias and a
+    BN layer neither count nor (BN) act."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(2, 3, 1, bias=True), nn.BatchNorm2d(3), nn.Flatten(), nn.Linear(3, 1, bias=False))
+    with torch.no_grad():
+        net[1].weight.fill_(2.0)      # an affine BN that would scale the signal if it were kept
+        net[1].bias.fill_(0.5)
+    w1 = net[0].weight.detach().double().abs().reshape(3, 2).requires_grad_()
+    b1 = net[0].bias.detach().double().abs()
+    w2 = net[3].weight.detach().double().abs().requires_grad_()
+    r = (w2 @ (w1 @ torch.ones(2, dtype=torch.float64) + b1)).sum()    # no BN, input of ones
+    g1, g2 = torch.autograd.grad(r, [w1, w2])
+    expected = ((w1 * g1).abs().sum() + (w2 * g2).abs().sum()).item()
+    x = torch.randn(4, 2, 1, 1)
+    assert proxies.score("synflow", net, x, None) == pytest.approx(expected, rel=1e-12)
+    assert isinstance(net[1], nn.BatchNorm2d) and net[1].weight[0] == 2.0   # caller's net untouched
