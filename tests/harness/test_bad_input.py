@@ -303,14 +303,16 @@ def test_labels_outside_cifar10_classes(tmp_path, cifar, benchmarks, labels, nee
 
 def test_every_method_option_is_checked():
     """A wrong type and a negative value are refused for every option of every method (an
-    option added without a check fails here), each naming `method.<option>`."""
+    option added without a check fails here), each naming `method.<option>`; a switch
+    (a true/false option) refuses anything but a bool."""
     import dataclasses
     from methods.registry import available, get_method
     for name in available():
         options = get_method(name).Options
         options()  # the defaults are valid
         for f in dataclasses.fields(options):
-            for value in ("x", -1, True):
+            switch = isinstance(f.default, bool)
+            for value in ("x", -1, 2 if switch else True):
                 with pytest.raises(ValueError, match=rf"method\.{f.name} must be"):
                     options(**{f.name: value})
 
