@@ -50,23 +50,104 @@ def _rel(p: Path, root: Path) -> str:
     return p.relative_to(root).as_posix()
 
 
+MARKER = ".nas-report"   # written into every report folder: the files the report wrote
+
+
+class UnsafeOut(ValueError):
+    """--out holds something the report did not write: refusing to replace it."""
+
+
+def out_problem(out: Path, results: Path | None = None) -> str:
+    """Why `out` must not be (re)placed by a report ('' if it may): it must be missing, empty,
+    or a previous report (its MARKER lists every file in it). Never the results folder or a
+    folder holding it."""
+    out = Path(out)
+    if results is not None:
+        r, o = Path(results).resolve(), out.resolve()
+        if o == r or o in r.parents:
+            return (f"is the results folder or holds it ({results}); the report would replace the "
+                    "runs. Choose a new folder, e.g. the default <results>/report")
+    if out.is_symlink():
+        return "is a symbolic link; give a real folder"
+    if not out.exists():
+        return ""
+    if not out.is_dir():
+        return "is a file, not a folder; give a folder"
+    entries = list(out.iterdir())
+    if not entries:
+        return ""
+    written = _manifest(out)
+    if written is None:
+        names = ", ".join(sorted(e.name for e in entries)[:5])
+        return (f"is not empty ({names}{', ...' if len(entries) > 5 else ''}) and is not a report "
+                f"this tool wrote (no {MARKER} marker); choose a new or empty folder")
+    foreign = sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
+                     if not p.is_dir() and p.relative_to(out).as_posix() not in written | {MARKER})
+    if foreign:
+        return (f"holds files the report did not write ({', '.join(foreign[:5])}"
+                f"{', ...' if len(foreign) > 5 else ''}); move them elsewhere or choose another folder")
+    return ""
+
+
+def _manifest(folder: Path) -> set[str] | None:
+    """The files a report wrote into `folder` (its MARKER), None if it is not a report."""
+    import json
+    try:
+        files = json.loads((folder / MARKER).read_text()).get("files")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return {str(f) for f in files} if isinstance(files, list) else None
+
+
+def _write_manifest(folder: Path) -> None:
+    import json
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir())
+    (folder / MARKER).write_text(json.dumps({"written_by": "analysis/report.py", "files": files}, indent=1))
+
+
+def _remove_report(folder: Path) -> None:
+    """Delete what the report wrote into `folder` (its manifest), then the folders left empty;
+    anything else stays (and so does the folder)."""
+    written = _manifest(folder) or set()
+    for rel in written | {MARKER}:
+        p = folder / rel
+        if p.is_file() and not p.is_symlink() and folder.resolve() in p.resolve().parents:
+            p.unlink()
+    for d in sorted((d for d in folder.rglob("*") if d.is_dir() and not d.is_symlink()),
+                    key=lambda d: len(d.parts), reverse=True) + [folder]:
+        try:
+            d.rmdir()
+        except OSError:
+            pass
+
+
 def build(results: Path, out: Path, heatmap_runs: int = 1, include_damaged: bool = False,
           seen: list | None = None) -> Path:
     """Write the report into a fresh temporary folder beside `out`, then swap it in; returns
-    out/report.md (and appends the runs table to `seen`). Leftovers of a killed earlier report
-    (.<name>.tmp-*, .<name>.old-*) are removed first."""
+    out/report.md (and appends the runs table to `seen`). Refuses (UnsafeOut) an `out` that is
+    neither missing, empty nor a previous report, and removes only what a report wrote.
+    Leftovers of a killed earlier report (.<name>.tmp-*, .<name>.old-*) are removed first."""
     out = Path(out)
+    problem = out_problem(out, results)
+    if problem:
+        raise UnsafeOut(f"--out {out}: {problem}; nothing was written")
     out.parent.mkdir(parents=True, exist_ok=True)
     for stale in list(out.parent.glob(f".{out.name}.tmp-*")) + list(out.parent.glob(f".{out.name}.old-*")):
-        shutil.rmtree(stale, ignore_errors=True)
+        # only tempfile.mkdtemp's names (8 characters after the prefix): never a user's folder
+        if stale.is_dir() and not stale.is_symlink() and len(stale.name.rsplit("-", 1)[1]) == 8:
+            _remove_report(stale) if _manifest(stale) is not None else shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         runs = _build(results, tmp, heatmap_runs, include_damaged)
+        _write_manifest(tmp)
         if seen is not None:
             seen.append(runs)
         old = None
         if out.exists():
+            problem = out_problem(out, results)  # once more: a file may have appeared meanwhile
+            if problem:
+                raise UnsafeOut(f"--out {out}: {problem}; nothing was written")
             old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
             os.replace(out, old)  # onto the empty placeholder: one rename within one folder
         os.replace(tmp, out)
@@ -74,7 +155,7 @@ def build(results: Path, out: Path, heatmap_runs: int = 1, include_damaged: bool
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        _remove_report(old)
     return out / "report.md"
 
 
@@ -383,20 +464,24 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     results = Path(a.results)
     if not results.is_dir():
-        print(f"error: results folder {results} does not exist; pass --results", file=sys.stderr)
+        what = "is a file, not a folder" if results.exists() else "does not exist"
+        print(f"error: --results {results} {what}; pass the results folder", file=sys.stderr)
         return 2
     if not C.run_folders(results):
         print(f"error: no run folders (<space>/<method>/seed-<k>/) under {results}; run "
               "benchmark/run.py first", file=sys.stderr)
         return 2
     out = Path(a.out) if a.out else results / "report"
-    problem = _unwritable(out)
+    problem = out_problem(out, results) or _unwritable(out)
     if problem:
         print(f"error: --out {out}: {problem}; nothing was written", file=sys.stderr)
         return 2
     seen: list = []
     try:
         report = build(results, out, a.heatmap_runs, a.include_damaged, seen)
+    except UnsafeOut as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except OSError as e:
         print(f"error: could not write the report to {out}: {e.strerror or e} "
               f"({e.filename or out}); the previous report, if any, is unchanged", file=sys.stderr)
