@@ -235,3 +235,22 @@ def test_names_from_the_results_tree_are_escaped_in_html(tmp_path):
     assert "&lt;img src=x onerror=alert(document.domain)&gt;" in page
     assert "javascript:" not in page.replace("[click](javascript:alert(1))", "")
     assert 'href="javascript' not in page.lower()
+
+
+def test_darts_cells_found_are_ranked_by_their_retrained_error(tmp_path):
+    from tests.analysis.test_analysis_darts import _retrain, _search
+    from spaces.darts import DARTS_V1, DARTS_V2
+    r = tmp_path / "results"
+    a = _search(r, "darts", 0, [DARTS_V2, DARTS_V1], wall=60.0, device="cpu")
+    b = _search(r, "darts", 1, [DARTS_V2, DARTS_V2], wall=60.0, device="cpu")
+    md = build(r, tmp_path / "rep").read_text()
+    cells = md[md.index("darts: the cells found"):]
+    assert "| darts | seed 0 | not retrained yet |" in cells and "| darts | seed 1 | not retrained yet |" in cells
+    _retrain(a / "retrain" / "seed-0", 0, 3.0)
+    _retrain(b / "retrain" / "seed-0", 0, 2.0)
+    _retrain(b / "retrain" / "seed-1", 1, 9.0)
+    (b / "retrain" / "seed-1" / "epochs.jsonl").unlink()      # damaged: not counted
+    md = build(r, tmp_path / "rep").read_text()
+    cells = md[md.index("darts: the cells found"):]
+    assert "| darts | best seed 1 | 2.00% CIFAR-10 test error, retrained |" in cells
+    assert "| darts | worst seed 0 | 3.00% CIFAR-10 test error, retrained |" in cells

@@ -167,3 +167,34 @@ def test_out_that_is_a_file_or_unwritable_exits_2(tmp_path, capsys, cifar):
         err = capsys.readouterr().err
         assert "--out" in err and says in err and "Traceback" not in err
     assert f.read_text() == "x"
+
+
+@pytest.mark.parametrize("value", ["supernet.steps=3", "supernet.multiplier=2"])
+def test_darts_search_steps_other_than_4_exit_2_at_planning(tmp_path, capsys, cifar, value):
+    from benchmark.harness import run_cli
+    out = tmp_path / "results"
+    rc = run_cli.main(["--spaces", "darts", "--methods", "darts", "--seeds", "0", "--profile", "smoke",
+                       "--data", str(cifar), "--out", str(out), "--set", value, "--dry-run"])
+    assert rc == 2 and value.split("=")[0] in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_says_how_to_resume_without_a_traceback(tmp_path, fast_cifar):
+    out = tmp_path / "c"
+    cmd = [sys.executable, "-m", "benchmark.retrain", "--genotype", "DARTS_V2", "--data", str(fast_cifar),
+           "--out", str(out), *TINY, "--epochs", "200", "--set", "C=2", "--set", "layers=3"]
+    p = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / RUN / "checkpoint.pt").exists():
+            assert p.poll() is None and time.monotonic() < deadline, "the retraining did not start"
+            time.sleep(0.1)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and "resumes from its last checkpoint" in err
