@@ -198,3 +198,22 @@ def test_ctrl_c_says_how_to_resume_without_a_traceback(tmp_path, fast_cifar):
             p.kill()
     assert p.returncode == 130, err
     assert "Traceback" not in err and "resumes from its last checkpoint" in err
+
+
+@pytest.mark.slow
+def test_a_locked_retraining_says_whom_it_waits_for(tmp_path, fast_cifar, capsys, keep_threads):  # noqa: F811
+    folder = tmp_path / "w" / RUN
+    folder.mkdir(parents=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; sys.path.insert(0, sys.argv[1]);"
+         "from benchmark.retrain.job import RetrainDir; rd = RetrainDir(sys.argv[2]);"
+         "lock = rd.try_lock(0, 'a test holding it'); print('held', flush=True); time.sleep(4); rd.unlock(lock)",
+         str(REPO), str(folder)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert cli.main(_args(tmp_path / "w", fast_cifar)) == 0
+    finally:
+        holder.kill()
+    err = capsys.readouterr().err
+    assert "waiting for" in err and "a test holding it" in err
+    assert (folder / "done.json").exists()
