@@ -79,8 +79,10 @@ class RetrainJob:
 
     def is_done(self) -> bool:
         """Finished with whole files (a damaged one is submitted: its worker reports or repairs it)."""
-        rd = RetrainDir(self.folder)
-        return rd.status() == "done" and not rd.problems()
+        if RetrainDir(self.folder).status() != "done":
+            return False
+        a = assess(self.folder, "retrain")
+        return a.status == "done" and not a.mismatch
 
     def execute(self, wait: bool = False) -> Outcome:
         return execute(self, wait)
