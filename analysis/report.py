@@ -287,7 +287,7 @@ def _configuration_note(runs: pd.DataFrame) -> list[str]:
              "config.json except the seed). A method run under several configurations has one row "
              "per configuration, named by what differs. Only rows that follow the paper protocol "
              "(profile `paper`, no value changed) are set against published rows.", ""]
-    several = runs[runs.differs != ""]
+    several = runs[(runs.differs != "") & ~C.excluded(runs)]
     if len(several):
         t = several.groupby(["space", "base_method", "method"]).size().rename("runs").reset_index()
         lines += ["Methods run under several configurations (rows kept apart):", "",
