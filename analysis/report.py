@@ -77,6 +77,8 @@ def out_problem(out: Path, results: Path | None = None) -> str:
     if not entries:
         return ""
     written = _manifest(out)
+    if written is None and _legacy_report(out):   # written before reports carried the marker
+        written = {q.relative_to(out).as_posix() for q in out.rglob("*") if not q.is_dir()}
     if written is None:
         names = ", ".join(sorted(e.name for e in entries)[:5])
         return (f"is not empty ({names}{', ...' if len(entries) > 5 else ''}) and is not a report "
@@ -87,6 +89,21 @@ def out_problem(out: Path, results: Path | None = None) -> str:
         return (f"holds files the report did not write ({', '.join(foreign[:5])}"
                 f"{', ...' if len(foreign) > 5 else ''}); move them elsewhere or choose another folder")
     return ""
+
+
+_LEGACY = (r"report\.(md|html)", r"tables/[^/]+\.(csv|md|tex)", r"data/(epochs\.(parquet|csv)|runs\.csv)",
+           r"figures/([^/]+/)?[^/]+\.(png|pdf|csv)")
+
+
+def _legacy_report(folder: Path) -> bool:
+    """A report written before reports carried MARKER: report.md, and nothing but the names a
+    report writes (report.md/.html, tables/*.csv|md|tex, data/epochs.*, data/runs.csv,
+    figures/[sub/]*.png|pdf|csv)."""
+    import re
+    if not (folder / "report.md").is_file():
+        return False
+    files = [q.relative_to(folder).as_posix() for q in folder.rglob("*") if not q.is_dir()]
+    return all(any(re.fullmatch(pat, f) for pat in _LEGACY) for f in files)
 
 
 def _manifest(folder: Path) -> set[str] | None:

@@ -254,3 +254,15 @@ def test_darts_cells_found_are_ranked_by_their_retrained_error(tmp_path):
     cells = md[md.index("darts: the cells found"):]
     assert "| darts | best seed 1 | 2.00% CIFAR-10 test error, retrained |" in cells
     assert "| darts | worst seed 0 | 3.00% CIFAR-10 test error, retrained |" in cells
+
+
+def test_a_report_written_before_the_marker_is_replaced_but_not_one_with_other_files(results, tmp_path):
+    out = tmp_path / "rep"
+    assert report_main(["--results", str(results), "--out", str(out)]) == 0
+    (out / MARKER).unlink()                                   # as an older version wrote it
+    assert report_main(["--results", str(results), "--out", str(out)]) == 0
+    assert (out / MARKER).is_file()
+    (out / MARKER).unlink()
+    (out / "thesis.docx").write_text("mine")
+    assert report_main(["--results", str(results), "--out", str(out)]) == 2
+    assert (out / "thesis.docx").read_text() == "mine"
