@@ -283,12 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         return 0
     devices = (args.devices or ("cuda:0" if _cuda() else "cpu")).split(",")
-    try:
-        outcomes = wait_for_busy(jobs, run_jobs(jobs, **execution(args, devices)))
-    except KeyboardInterrupt:  # one line, not a traceback: nothing is lost
-        print("interrupted: rerun the same command; each run resumes from its last checkpoint",
-              file=sys.stderr)
-        return 130
+    outcomes = wait_for_busy(jobs, run_jobs(jobs, **execution(args, devices)))
     return summarize(outcomes)
 
 

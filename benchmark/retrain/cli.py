@@ -243,13 +243,8 @@ def main(argv: list[str] | None = None) -> int:
             print(j.folder, json.dumps(j.config.to_json(), sort_keys=True))
         return 1 if skipped else 0
     devices = (args.devices or ("cuda:0" if _cuda() else "cpu")).split(",")
-    try:
-        outcomes = run_jobs(jobs, **execution(args, devices))
-        outcomes = [j.execute(wait=True) if o.status == "busy" else o for j, o in zip(jobs, outcomes)]
-    except KeyboardInterrupt:
-        print("interrupted: rerun the same command; each retraining resumes from its last "
-              "checkpoint", file=sys.stderr)
-        return 130
+    outcomes = run_jobs(jobs, **execution(args, devices))   # Ctrl-C: benchmark/retrain/__main__.py
+    outcomes = [j.execute(wait=True) if o.status == "busy" else o for j, o in zip(jobs, outcomes)]
     rc = summarize(outcomes)
     if skipped:
         print(f"{len(skipped)} search run(s) left out (named above)", file=sys.stderr)
