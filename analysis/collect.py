@@ -6,16 +6,24 @@
   where the record has one, else the derived `genotype`; the derived cell's figures are then
   also under `bench_derived.<key>`), `diag.<key>` for every scalar diagnostic,
   timing), whatever methods, spaces and benchmark keys the records hold;
-- runs: one row per run folder with its status (done | damaged | partial | failed | empty),
+- runs: one row per run folder with its status (done | damaged | partial | failed | empty |
+  mismatch | duplicate),
   the number of recorded epochs, the planned epochs, the data md5, the failure reason and
   `damage`: what is wrong with its files (unreadable lines, missing epochs, an unreadable
   config.json or done.json; empty if nothing). A finished run with damage has status
-  `damaged` (benchmark/harness/rundir.py decides, the same rule as run.py and score use).
+  `damaged` (benchmark/harness/assess.py decides, the same rule as run.py and retraining use).
+  `config` is the run's configuration (config.json without the seed): a table row holds runs
+  of one configuration (`configurations`). A run whose own files disagree about whose run it
+  is (config.json's seed against the folder's name, checkpoint.pt's settings against
+  config.json, the records against the folder) has status `mismatch`; a second folder of the
+  same run (a symbolic link, or a copy: the same identity and the same records) `duplicate`;
+  `identity_problem` says which. Both are left out of everything, even with --include-damaged.
 Unfinished, failed and damaged runs are listed in `runs`, never fatal; `epochs` holds the
 readable records of every run (the report leaves damaged runs out unless asked).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -23,8 +31,8 @@ from typing import Any
 
 import pandas as pd
 
+from benchmark.harness.assess import assess
 from benchmark.harness.records import DamagedFile, read_json, scan_jsonl
-from benchmark.harness.rundir import RunDir, records_problems
 
 SCALAR_FIELDS = ("train_loss", "train_acc", "valid_loss", "valid_acc", "w_lr", "a_lr",
                  "param_free_ops", "genotype")
@@ -57,14 +65,6 @@ def run_folders(results: Path) -> list[Path]:
     return sorted(p for p in results.glob("*/*/seed-*") if p.is_dir())
 
 
-def _status(folder: Path, n_records: int) -> str:
-    if (folder / "done.json").exists():
-        return "done"
-    if (folder / "failed.json").exists():
-        return "failed"
-    return "partial" if n_records else "empty"
-
-
 def flatten_record(rec: dict) -> dict:
     row: dict[str, Any] = {k: rec.get(k) for k in ("space", "method", "seed", "epoch")}
     for k in SCALAR_FIELDS:
@@ -91,16 +91,10 @@ def collect(results: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     for folder in run_folders(results):
         space, method, seed_dir = folder.parts[-3:]
         seed = int(seed_dir.split("-", 1)[1]) if seed_dir.split("-", 1)[1].isdigit() else seed_dir
-        cfg = _read_json(folder / "config.json")
-        cfg = cfg if isinstance(cfg, dict) else {}
-        scan = scan_jsonl(folder / "epochs.jsonl")
-        recs = scan.rows
-        status = _status(folder, len(recs))
-        if status == "done":
-            problems = RunDir.at(folder).problems(scan)
-            status = "damaged" if problems else status
-        else:  # unfinished: resuming repairs what it can, but the records are not whole
-            problems = records_problems(scan, None, False) + _config_problem(folder)
+        a = assess(folder, "search")   # benchmark/harness/assess.py: the worker's rules
+        cfg = a.config or {}
+        recs = a.records
+        status = {"new": "empty"}.get(a.status, a.status)
         done = _read_json(folder / "done.json") if status in ("done", "damaged") else None
         done = done if isinstance(done, dict) else None
         runs.append({
@@ -111,29 +105,67 @@ def collect(results: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             "wall_seconds": (done or {}).get("wall_seconds"),
             "final_genotype": (done or {}).get("genotype"),
             "reason": _reason(folder / "failed.json") if status == "failed" else None,
-            "damage": "; ".join(problems) or None, "path": str(folder)})
+            "damage": "; ".join(a.problems) or None, "path": str(folder),
+            "config": config_key(cfg) if cfg else None, "identity_problem": a.mismatch or None,
+            "_digest": a.records_digest, "_identity": json.dumps(cfg, sort_keys=True) if cfg else None})
         for rec in recs:
             row = flatten_record(rec)
-            # The folder is the run's identity; the record's own fields must agree.
-            row.update(space=space, method=method, seed=seed)
+            # The folder is the run's identity; the record's own fields must agree (assess).
+            row.update(space=space, method=method, seed=seed, path=str(folder))
             rows.append(row)
+    runs = _mark_duplicates(pd.DataFrame(runs, columns=RUN_COLUMNS + ["_digest", "_identity"]))
     epochs = pd.DataFrame(rows)
     if epochs.empty:
-        epochs = pd.DataFrame(columns=["space", "method", "seed", "epoch"])
+        epochs = pd.DataFrame(columns=["space", "method", "seed", "epoch", "path"])
     else:
-        epochs = epochs.sort_values(["space", "method", "seed", "epoch"], kind="stable").reset_index(drop=True)
-    return epochs, pd.DataFrame(runs, columns=[
-        "space", "method", "seed", "status", "epochs_recorded", "epochs_planned", "profile",
-        "data_md5", "split_source", "wall_seconds", "final_genotype", "reason", "damage", "path"])
+        epochs = epochs.sort_values(["space", "method", "seed", "path", "epoch"], kind="stable").reset_index(drop=True)
+    return epochs, runs[RUN_COLUMNS]
 
 
-def _config_problem(folder: Path) -> list[str]:
-    try:
-        if (folder / "config.json").exists() and not isinstance(read_json(folder / "config.json"), dict):
-            return ["config.json: not a JSON object"]
-    except DamagedFile as e:
-        return [f"config.json: {e.problem}"]
-    return []
+RUN_COLUMNS = ["space", "method", "seed", "status", "epochs_recorded", "epochs_planned", "profile",
+               "data_md5", "split_source", "wall_seconds", "final_genotype", "reason", "damage", "path",
+               "config", "identity_problem"]
+EXCLUDED = ("mismatch", "duplicate")   # statuses of runs whose identity does not hold up
+
+
+def config_key(cfg: dict) -> str:
+    """A run's configuration: its config.json without the seed (canonical JSON)."""
+    return json.dumps({k: v for k, v in cfg.items() if k != "seed"}, sort_keys=True)
+
+
+def _mark_duplicates(runs: pd.DataFrame) -> pd.DataFrame:
+    """Status `mismatch` for a run whose own files disagree about its identity (assess), and
+    `duplicate` for a second folder of the same run: the same folder reached twice (a symbolic
+    link), or the same identity and the same records (a copy). The folder named as the run writes it is kept."""
+    runs = runs.copy()
+    mism = runs.identity_problem.notna()
+    runs.loc[mism, "status"] = "mismatch"
+    seen_path: dict[str, str] = {}
+    seen_run: dict[tuple, str] = {}
+    # the folder named as the run writes it (seed-<k>, not a link) is the one kept
+    order = sorted(runs.index, key=lambda i: (Path(runs.at[i, "path"]).is_symlink(),
+                                              Path(runs.at[i, "path"]).name != f"seed-{runs.at[i, 'seed']}",
+                                              runs.at[i, "path"]))
+    for i in order:
+        r = runs.loc[i]
+        if r.status == "mismatch":
+            continue
+        real = str(Path(r.path).resolve())
+        key = (r._identity, r._digest)
+        first = seen_path.get(real) or (seen_run.get(key) if r._identity and r._digest else None)
+        if first is not None:
+            runs.at[i, "status"] = "duplicate"
+            runs.at[i, "identity_problem"] = f"a duplicate of {first} (the same run and the same records)"
+            continue
+        seen_path[real] = r.path
+        if r._identity and r._digest:
+            seen_run[key] = r.path
+    return runs
+
+
+def excluded(runs: pd.DataFrame) -> pd.Series:
+    """True for the runs left out because their identity does not hold up."""
+    return runs.status.isin(EXCLUDED)
 
 
 def _reason(path: Path) -> str:
@@ -152,18 +184,16 @@ def _reason(path: Path) -> str:
 
 
 def damaged(runs: pd.DataFrame) -> pd.Series:
-    """True for the runs whose files are damaged (any status)."""
-    return runs.damage.notna() & (runs.damage != "")
+    """True for the runs whose files are damaged (any status but the excluded ones)."""
+    return runs.damage.notna() & (runs.damage != "") & ~excluded(runs)
 
 
 def usable(epochs: pd.DataFrame, runs: pd.DataFrame, include_damaged: bool = False) -> pd.DataFrame:
     """The epoch rows of every run but the damaged ones (all rows with include_damaged)."""
-    if include_damaged or epochs.empty:
+    if epochs.empty:
         return epochs
-    bad = runs[damaged(runs)][["space", "method", "seed"]]
-    keys = set(map(tuple, bad.astype(str).to_numpy()))
-    mask = [k not in keys for k in map(tuple, epochs[["space", "method", "seed"]].astype(str).to_numpy())]
-    return epochs[mask].reset_index(drop=True)
+    bad = set(runs[excluded(runs) | (damaged(runs) & (not include_damaged))].path)
+    return epochs[~epochs.path.isin(bad)].reset_index(drop=True)
 
 
 def final_epochs(epochs: pd.DataFrame, runs: pd.DataFrame, include_damaged: bool = False) -> pd.DataFrame:
@@ -173,9 +203,9 @@ def final_epochs(epochs: pd.DataFrame, runs: pd.DataFrame, include_damaged: bool
     if epochs.empty:
         return epochs
     ok = ["done", "damaged"] if include_damaged else ["done"]
-    done = runs[runs.status.isin(ok)][["space", "method", "seed"]]
-    last = epochs.loc[epochs.groupby(["space", "method", "seed"])["epoch"].idxmax()]
-    return last.merge(done, on=["space", "method", "seed"]).reset_index(drop=True)
+    done = runs[runs.status.isin(ok)][["path"]]
+    last = epochs.loc[epochs.groupby("path")["epoch"].idxmax()]
+    return last.merge(done, on="path").sort_values(["space", "method", "seed"]).reset_index(drop=True)
 
 
 def arch_history(run_path: str | Path) -> list[tuple[int, dict]]:
@@ -199,3 +229,64 @@ def save(epochs: pd.DataFrame, runs: pd.DataFrame, out: str | Path) -> list[Path
     epochs.to_csv(paths[1], index=False)
     runs.to_csv(paths[2], index=False)
     return paths
+
+
+IGNORED_FOR_PAPER = ("seed", "data_md5", "split_source")
+MAX_NAMED = 4   # differing values a row's name lists
+
+
+def _flat(cfg: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in cfg.items():
+        if isinstance(v, dict) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v
+    return out
+
+
+def is_paper(cfg: dict, paper: dict | None) -> bool:
+    """The run followed the paper protocol: profile `paper` and, where the protocol is known
+    here (`paper`: the space's paper profile with the method's overrides), no value changed."""
+    if cfg.get("profile") != "paper":
+        return False
+    if paper is None:
+        return True
+    want, have = _flat(paper), _flat(cfg)
+    return all(have.get(k) == v for k, v in want.items() if k not in IGNORED_FOR_PAPER)
+
+
+def _paper_config(space: str, method: str) -> dict | None:
+    from benchmark.harness.config import resolve_config
+    try:
+        return resolve_config(space, method, 0, "paper").to_json()
+    except Exception:  # a space or method this checkout does not know: trust the profile field
+        return None
+
+
+def configurations(runs: pd.DataFrame) -> pd.DataFrame:
+    """`runs` with `row` (the table row's name: the method, and where a method has runs of
+    several configurations, what differs: `darts (epochs=1, profile=smoke)`), `paper` (the row
+    follows the paper protocol: only such rows meet published rows) and `differs`."""
+    runs = runs.copy()
+    runs["row"], runs["paper"], runs["differs"] = runs.method, False, ""
+    papers: dict = {}
+    for (space, method), grp in runs.groupby(["space", "method"]):
+        cfgs = {c: _flat(json.loads(c)) for c in grp.config.dropna().unique()}
+        kept = grp[~excluded(grp)].config.dropna().unique()   # a left-out run names no row
+        keys = sorted({k for c in kept for k in cfgs[c]
+                       if len({json.dumps(cfgs[g].get(k), sort_keys=True) for g in kept}) > 1})
+        if (space, method) not in papers:
+            papers[(space, method)] = _paper_config(space, method)
+        for i, r in grp.iterrows():
+            if not isinstance(r.config, str):
+                continue
+            flat = cfgs[r.config]
+            runs.at[i, "paper"] = is_paper(json.loads(r.config), papers[(space, method)])
+            if keys:
+                what = ", ".join(f"{k}={flat.get(k)}" for k in keys[:MAX_NAMED])
+                if len(keys) > MAX_NAMED:   # the rest by a short digest, so rows stay apart
+                    what += (f", +{len(keys) - MAX_NAMED} more (config "
+                             f"{hashlib.sha1(r.config.encode()).hexdigest()[:8]}: data/runs.csv)")
+                runs.at[i, "row"], runs.at[i, "differs"] = f"{method} ({what})", what
+    return runs

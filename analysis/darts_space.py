@@ -5,14 +5,16 @@ Reads retraining folders (benchmark/retrain/job.py):
   <results>/retrain[-<dataset>]/<space>/<name>/seed-<r>/              a genotype given by name/text
 and the search runs' done.json / provenance.json for the search cost.
 
-Table (one row per method, published rows beside): test error (%) mean ± std (ddof=1) over
-every finished retraining of the method's final genotypes, i.e. over search seeds x
+Table (one row per configuration: a search configuration x a retraining configuration, named
+by what differs; published rows beside the rows that follow the paper protocol): test error
+(%) mean ± std (ddof=1) over every finished, whole retraining of the row's final genotypes, i.e. over search seeds x
 retraining seeds together (n = how many; the seeds columns say how many of each), the best
 one, parameters (M, without the auxiliary head), and the search cost per search run (mean
 wall time; GPU-days when the runs ran on a GPU, else CPU-hours).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -33,33 +35,59 @@ def _read(path: Path):
         return None
 
 
-def _row(folder: Path, space: str, method: str, search_seed, kind: str) -> dict | None:
-    done = _read(folder / "done.json")
-    cfg = _read(folder / "config.json") or {}
-    if not isinstance(done, dict):
-        return None
+RETRAIN_COLUMNS = ["space", "method", "search_seed", "retrain_seed", "source", "dataset", "profile",
+                   "epochs", "test_error", "params_m", "wall_seconds", "device", "genotype", "path",
+                   "status", "damage", "identity_problem", "retrain_config", "search_path"]
+
+
+def _row(folder: Path, space: str, method: str, search_seed, kind: str, search_path: str | None) -> dict:
+    """One retraining folder as benchmark/harness/assess.py sees it (the search worker's rules:
+    damaged records, identity against the folder's name and checkpoint)."""
+    from benchmark.harness.assess import assess
+    a = assess(folder, "retrain")
+    cfg = a.config or {}
+    done = _read(folder / "done.json") if a.status == "done" else None
+    done = done if isinstance(done, dict) else {}
+    rc = {k: v for k, v in cfg.items() if k not in ("seed", "genotype")}
     return {"space": space, "method": method, "search_seed": search_seed,
             "retrain_seed": cfg.get("seed"), "source": kind, "dataset": done.get("dataset", cfg.get("dataset")),
             "profile": cfg.get("profile"), "epochs": done.get("epochs"),
             "test_error": done.get("test_error"), "params_m": done.get("params_millions"),
             "wall_seconds": done.get("wall_seconds"), "device": done.get("device"),
-            "genotype": done.get("genotype"), "path": str(folder)}
+            "genotype": done.get("genotype", cfg.get("genotype")), "path": str(folder),
+            "status": "mismatch" if a.mismatch else a.status, "damage": "; ".join(a.problems) or None,
+            "identity_problem": a.mismatch or None,
+            "retrain_config": json.dumps(rc, sort_keys=True) if cfg else None, "search_path": search_path}
+
+
+def retrain_folders(results: str | Path) -> list[tuple[Path, str, str, object, str, str | None]]:
+    """(folder, space, method, search seed, source, search run folder) of every retraining."""
+    results = Path(results)
+    out = []
+    for folder in sorted(results.glob("*/*/seed-*/retrain*/seed-*")):
+        if folder.is_dir():
+            space, method, seed_dir = folder.parts[-5:-2]
+            tail = seed_dir.split("-", 1)[1]
+            out.append((folder, space, method, int(tail) if tail.isdigit() else tail, "search",
+                        str(folder.parents[1])))
+    for folder in sorted(results.glob("retrain*/*/*/seed-*")):
+        if folder.is_dir():
+            space, name = folder.parts[-3:-1]
+            out.append((folder, space, f"{name} (given)", None, "given", None))
+    return out
+
+
+def collect_all_retrains(results: str | Path) -> pd.DataFrame:
+    """One row per retraining folder under `results`, finished or not, with its status
+    (done | damaged | partial | failed | new | mismatch), damage and identity problem."""
+    rows = [_row(f, sp, m, s, k, sr) for f, sp, m, s, k, sr in retrain_folders(results)]
+    return pd.DataFrame(rows, columns=RETRAIN_COLUMNS)
 
 
 def collect_retrains(results: str | Path) -> pd.DataFrame:
-    """One row per finished retraining (done.json) under `results`."""
-    results = Path(results)
-    rows = []
-    for folder in sorted(results.glob("*/*/seed-*/retrain*/seed-*")):
-        space, method, seed_dir = folder.parts[-5:-2]
-        r = _row(folder, space, method, int(seed_dir.split("-", 1)[1]), "search")
-        rows.append(r)
-    for folder in sorted(results.glob("retrain*/*/*/seed-*")):
-        space, name = folder.parts[-3:-1]
-        rows.append(_row(folder, space, f"{name} (given)", None, "given"))
-    cols = ["space", "method", "search_seed", "retrain_seed", "source", "dataset", "profile", "epochs",
-            "test_error", "params_m", "wall_seconds", "device", "genotype", "path"]
-    return pd.DataFrame([r for r in rows if r], columns=cols)
+    """One row per finished, whole retraining (done.json, records whole, identity consistent)."""
+    r = collect_all_retrains(results)
+    return r[r.status == "done"].reset_index(drop=True)
 
 
 def search_costs(runs: pd.DataFrame) -> pd.DataFrame:
@@ -85,21 +113,70 @@ def _cost_text(seconds: float, gpu: bool) -> str:
     return f"{seconds / 86400:.3g} GPU-days" if gpu else f"{seconds / 3600:.3g} CPU-hours"
 
 
+def label_retrains(retrains: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """`retrains` with `row` (the table row: one search configuration x one retraining
+    configuration, named by what differs), `search_row`, `base_method`, `paper` (search and
+    retraining both under the paper protocol) and `left_out` (why a retraining counts nowhere:
+    its search run is damaged, unfinished or not the run its folder names; '' if it counts).
+    `runs` may carry the search rows (analysis/collect.py `configurations`)."""
+    from analysis.collect import MAX_NAMED, _flat
+    from benchmark.retrain.profiles import PAPER
+    r = retrains.copy()
+    by_path = runs.set_index("path") if len(runs) else None
+
+    def look(path, col, default):
+        if by_path is None or not isinstance(path, str) or path not in by_path.index or col not in by_path:
+            return default
+        return by_path.at[path, col]
+
+    r["search_row"] = [look(p, "method", m) for p, m in zip(r.search_path, r.method)]
+    r["base_method"] = [look(p, "base_method", m) for p, m in zip(r.search_path, r.method)]
+    status = [look(p, "status", None) for p in r.search_path]
+    r["left_out"] = ["" if s in (None, "done") else f"its search run {p} is {s}"
+                     for s, p in zip(status, r.search_path)]
+    search_paper = [bool(look(p, "paper", True)) if isinstance(p, str) else True for p in r.search_path]
+    rpaper = []
+    for c in r.retrain_config:
+        cfg = json.loads(c) if isinstance(c, str) else {}
+        rpaper.append(cfg.get("profile") == "paper" and all(cfg.get(k, v) == v for k, v in PAPER.items()))
+    r["paper"] = [a and b for a, b in zip(search_paper, rpaper)]
+    r["row"] = r.search_row
+    counted = r[(r.status == "done") & (r.left_out == "")]
+    for _, grp in counted.groupby(["space", "search_row", "dataset"], dropna=False):
+        cfgs = {c: _flat(json.loads(c)) for c in grp.retrain_config.dropna().unique()}
+        keys = sorted({k for f in cfgs.values() for k in f
+                       if len({json.dumps(g.get(k), sort_keys=True) for g in cfgs.values()}) > 1})
+        for i in grp.index:
+            c = r.at[i, "retrain_config"]
+            if keys and isinstance(c, str):
+                what = ", ".join(f"{k}={cfgs[c].get(k)}" for k in keys[:MAX_NAMED])
+                if len(keys) > MAX_NAMED:
+                    what += f", +{len(keys) - MAX_NAMED} more (config {hashlib.sha1(c.encode()).hexdigest()[:8]})"
+                r.at[i, "row"] = f"{r.at[i, 'search_row']} [retraining: {what}]"
+    return r
+
+
 def darts_table(retrains: pd.DataFrame, runs: pd.DataFrame, published: pd.DataFrame,
                 space: str = "darts", dataset: str = "cifar10") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(numeric, display): ours per method, each followed by its published rows."""
-    sub = retrains[(retrains.space == space) & (retrains.dataset == dataset)]
+    """(numeric, display): ours per row (one search configuration x one retraining
+    configuration; see `label_retrains`), each followed by its published rows where the row
+    follows the paper protocol."""
+    if "row" not in retrains:
+        retrains = label_retrains(retrains, runs)
+    sub = retrains[(retrains.space == space) & (retrains.dataset == dataset)
+                   & (retrains.status == "done") & (retrains.left_out == "")]
     costs = search_costs(runs[runs.space == space]) if len(runs) else search_costs(runs)
     pub = published[published.space == space] if "space" in published else published.iloc[0:0]
-    methods = sorted(set(sub.method) | set(costs.method))
+    pairs = {(r, s) for r, s in zip(sub.row, sub.search_row)}
+    pairs |= {(m, m) for m in costs.method if m not in set(sub.search_row)}
     num_rows, disp = [], []
-    for method in methods:
-        m = sub[sub.method == method]
+    for row_name, search_row in sorted(pairs):
+        m = sub[sub.row == row_name]
         err = pd.to_numeric(m.test_error, errors="coerce").dropna()
-        c = costs[costs.method == method]
+        c = costs[costs.method == search_row]
         secs = float(c.search_seconds.iloc[0]) if len(c) else np.nan
         gpu = bool(c.gpu.iloc[0]) if len(c) else False
-        row = {"space": space, "method": method, "dataset": dataset,
+        row = {"space": space, "method": row_name, "dataset": dataset,
                "search_seeds": int(m.search_seed.nunique()), "retrain_seeds": int(m.retrain_seed.nunique()),
                "n": int(len(err)), "test_error.mean": float(err.mean()) if len(err) else np.nan,
                "test_error.std": float(err.std(ddof=1)) if len(err) > 1 else np.nan,
@@ -111,10 +188,13 @@ def darts_table(retrains: pd.DataFrame, runs: pd.DataFrame, published: pd.DataFr
         runs_found = int(c.search_runs.iloc[0]) if len(c) else 0
         seeds = (f"{row['search_seeds'] or runs_found} × {row['retrain_seeds']}"
                  if row["search_seeds"] or runs_found else f"– × {row['retrain_seeds']}")
-        disp.append([method, seeds, fmt(row["test_error.mean"], row["test_error.std"]),
+        disp.append([row_name, seeds, fmt(row["test_error.mean"], row["test_error.std"]),
                      fmt(row["test_error.best"]), fmt(row["params_m.mean"], digits=2) if len(m) else NA,
                      _cost_text(secs, gpu), f"ours ({row['profiles'] or 'not retrained'})"])
-        mine = pub[(pub.method == method) & pub.metric.isin(darts_metrics(dataset))]
+        if not len(m) or not bool(m.paper.all()):
+            continue   # only paper rows meet published rows
+        base = str(m.base_method.iloc[0])
+        mine = pub[(pub.method == base) & pub.metric.isin(darts_metrics(dataset))]
         for label, p in mine.groupby("label", sort=False):
             get = lambda k: p[p.metric == k]  # noqa: E731
             err_p, best, par, cost = (get(k) for k in darts_metrics(dataset))

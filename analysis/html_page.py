@@ -46,8 +46,31 @@ def embed_images(body: str, base: Path) -> str:
 _CODE = re.compile(r"<code>(.*?)</code>", re.S)
 
 
+_URL = re.compile(r'(\b(?:href|src)=")([^"]*)(")', re.I)
+_SAFE_URL = re.compile(r"^(?:https?:|data:image/|#|[^:]*$)", re.I)   # relative paths have no scheme
+
+
+def _safe_urls(body: str) -> str:
+    """Any link or image address with another scheme (javascript:, vbscript:, data:text/html...) -> '#'."""
+    def repl(m: re.Match) -> str:
+        url = html.unescape(m.group(2)).strip()
+        return m.group(0) if _SAFE_URL.match(url) else f"{m.group(1)}#{m.group(3)}"
+    return _URL.sub(repl, body)
+
+
+def markdown_to_html(md_text: str) -> str:
+    """Markdown -> HTML with raw HTML switched off: everything the report takes from the results
+    tree (folder names, genotypes, notes, paths) shows as text, never as live HTML (`<img
+    onerror=...>` is printed, not run), and a link or image address can only be relative or
+    http(s)."""
+    md = markdown.Markdown(extensions=["tables"], output_format="html")
+    md.preprocessors.deregister("html_block")
+    md.inlinePatterns.deregister("html")
+    return _safe_urls(md.convert(md_text))
+
+
 def to_html(md_text: str, base: Path, title: str) -> str:
-    body = markdown.markdown(md_text, extensions=["tables"], output_format="html")
+    body = markdown_to_html(md_text)
     # A pipe inside a table cell is written `\|` (GitHub's rule, also inside code spans);
     # Python-Markdown keeps the backslash in code spans, so drop it there.
     body = _CODE.sub(lambda m: "<code>" + m.group(1).replace("\\|", "|") + "</code>", body)

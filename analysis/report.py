@@ -50,23 +50,120 @@ def _rel(p: Path, root: Path) -> str:
     return p.relative_to(root).as_posix()
 
 
+MARKER = ".nas-report"   # written into every report folder: the files the report wrote
+
+
+class UnsafeOut(ValueError):
+    """--out holds something the report did not write: refusing to replace it."""
+
+
+def out_problem(out: Path, results: Path | None = None) -> str:
+    """Why `out` must not be (re)placed by a report ('' if it may): it must be missing, empty,
+    or a previous report (its MARKER lists every file in it). Never the results folder or a
+    folder holding it."""
+    out = Path(out)
+    if results is not None:
+        r, o = Path(results).resolve(), out.resolve()
+        if o == r or o in r.parents:
+            return (f"is the results folder or holds it ({results}); the report would replace the "
+                    "runs. Choose a new folder, e.g. the default <results>/report")
+    if out.is_symlink():
+        return "is a symbolic link; give a real folder"
+    if not out.exists():
+        return ""
+    if not out.is_dir():
+        return "is a file, not a folder; give a folder"
+    entries = list(out.iterdir())
+    if not entries:
+        return ""
+    written = _manifest(out)
+    if written is None and _legacy_report(out):   # written before reports carried the marker
+        written = {q.relative_to(out).as_posix() for q in out.rglob("*") if not q.is_dir()}
+    if written is None:
+        names = ", ".join(sorted(e.name for e in entries)[:5])
+        return (f"is not empty ({names}{', ...' if len(entries) > 5 else ''}) and is not a report "
+                f"this tool wrote (no {MARKER} marker); choose a new or empty folder")
+    foreign = sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
+                     if not p.is_dir() and p.relative_to(out).as_posix() not in written | {MARKER})
+    if foreign:
+        return (f"holds files the report did not write ({', '.join(foreign[:5])}"
+                f"{', ...' if len(foreign) > 5 else ''}); move them elsewhere or choose another folder")
+    return ""
+
+
+_LEGACY = (r"report\.(md|html)", r"tables/[^/]+\.(csv|md|tex)", r"data/(epochs\.(parquet|csv)|runs\.csv)",
+           r"figures/([^/]+/)?[^/]+\.(png|pdf|csv)")
+
+
+def _legacy_report(folder: Path) -> bool:
+    """A report written before reports carried MARKER: report.md, and nothing but the names a
+    report writes (report.md/.html, tables/*.csv|md|tex, data/epochs.*, data/runs.csv,
+    figures/[sub/]*.png|pdf|csv)."""
+    import re
+    if not (folder / "report.md").is_file():
+        return False
+    files = [q.relative_to(folder).as_posix() for q in folder.rglob("*") if not q.is_dir()]
+    return all(any(re.fullmatch(pat, f) for pat in _LEGACY) for f in files)
+
+
+def _manifest(folder: Path) -> set[str] | None:
+    """The files a report wrote into `folder` (its MARKER), None if it is not a report."""
+    import json
+    try:
+        files = json.loads((folder / MARKER).read_text()).get("files")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return {str(f) for f in files} if isinstance(files, list) else None
+
+
+def _write_manifest(folder: Path) -> None:
+    import json
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir())
+    (folder / MARKER).write_text(json.dumps({"written_by": "analysis/report.py", "files": files}, indent=1))
+
+
+def _remove_report(folder: Path) -> None:
+    """Delete what the report wrote into `folder` (its manifest), then the folders left empty;
+    anything else stays (and so does the folder)."""
+    written = _manifest(folder) or set()
+    for rel in written | {MARKER}:
+        p = folder / rel
+        if p.is_file() and not p.is_symlink() and folder.resolve() in p.resolve().parents:
+            p.unlink()
+    for d in sorted((d for d in folder.rglob("*") if d.is_dir() and not d.is_symlink()),
+                    key=lambda d: len(d.parts), reverse=True) + [folder]:
+        try:
+            d.rmdir()
+        except OSError:
+            pass
+
+
 def build(results: Path, out: Path, heatmap_runs: int = 1, include_damaged: bool = False,
           seen: list | None = None) -> Path:
     """Write the report into a fresh temporary folder beside `out`, then swap it in; returns
-    out/report.md (and appends the runs table to `seen`). Leftovers of a killed earlier report
-    (.<name>.tmp-*, .<name>.old-*) are removed first."""
+    out/report.md (and appends the runs table to `seen`). Refuses (UnsafeOut) an `out` that is
+    neither missing, empty nor a previous report, and removes only what a report wrote.
+    Leftovers of a killed earlier report (.<name>.tmp-*, .<name>.old-*) are removed first."""
     out = Path(out)
+    problem = out_problem(out, results)
+    if problem:
+        raise UnsafeOut(f"--out {out}: {problem}; nothing was written")
     out.parent.mkdir(parents=True, exist_ok=True)
     for stale in list(out.parent.glob(f".{out.name}.tmp-*")) + list(out.parent.glob(f".{out.name}.old-*")):
-        shutil.rmtree(stale, ignore_errors=True)
+        if stale.is_dir() and not stale.is_symlink():
+            _remove_report(stale) if _manifest(stale) is not None else shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     os.chmod(tmp, 0o777 & ~_umask())
     try:
         runs = _build(results, tmp, heatmap_runs, include_damaged)
+        _write_manifest(tmp)
         if seen is not None:
             seen.append(runs)
         old = None
         if out.exists():
+            problem = out_problem(out, results)  # once more: a file may have appeared meanwhile
+            if problem:
+                raise UnsafeOut(f"--out {out}: {problem}; nothing was written")
             old = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.old-"))
             os.replace(out, old)  # onto the empty placeholder: one rename within one folder
         os.replace(tmp, out)
@@ -74,7 +171,7 @@ def build(results: Path, out: Path, heatmap_runs: int = 1, include_damaged: bool
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        _remove_report(old)
     return out / "report.md"
 
 
@@ -87,8 +184,16 @@ def _umask() -> int:
 def _build(results: Path, out: Path, heatmap_runs: int, include_damaged: bool) -> pd.DataFrame:
     tab_dir, fig_dir = out / "tables", out / "figures"
     all_epochs, runs = C.collect(results)
+    runs = C.configurations(runs)
     epochs = C.usable(all_epochs, runs, include_damaged)
     C.save(epochs, runs, out / "data")
+    # From here on a row is a configuration: `method` names the row (the method, and what
+    # differs where it ran under several configurations), `base_method` the method itself.
+    row_of, paper_of = dict(zip(runs.path, runs.row)), dict(zip(runs.path, runs.paper))
+    if len(epochs):
+        epochs = epochs.assign(base_method=epochs.method, method=epochs.path.map(row_of),
+                               paper=epochs.path.map(paper_of).fillna(False).astype(bool))
+    runs = runs.assign(base_method=runs.method, method=runs.row)
     final = C.final_epochs(epochs, runs, include_damaged)
     published = T.load_published()
     official, prov = data_provenance(runs)
@@ -97,8 +202,18 @@ def _build(results: Path, out: Path, heatmap_runs: int, include_damaged: bool) -
     md = [title, "", f"Data: {prov}. Results: `{results}`. Std = sample std over seeds (ddof=1); "
           "n/a = the benchmark table has no such figure or the run was not scored.", ""]
 
+    md += _configuration_note(runs)
     md += ["## Runs", "", T.to_markdown(runs.groupby(["space", "method", "status"]).size()
                                         .rename("runs").reset_index())]
+    odd = runs[C.excluded(runs)]
+    if len(odd):
+        md += ["Runs left out because their files do not hold up as the run their folder names "
+               "(a folder copied or linked under another seed's name, a config.json edited by "
+               "hand, a second copy of a run): they count nowhere below, not even with "
+               "`--include-damaged`. Delete or move them; rerun the seed with benchmark/run.py "
+               "if it is wanted.", "",
+               T.to_markdown(odd[["space", "base_method", "seed", "status", "identity_problem", "path"]]
+                             .rename(columns={"base_method": "method"})), ""]
     hurt = runs[C.damaged(runs)]
     if len(hurt):
         md += [("Damaged runs, INCLUDED at your request (`--include-damaged`): a damaged finished "
@@ -119,11 +234,13 @@ def _build(results: Path, out: Path, heatmap_runs: int, include_damaged: bool) -
 
     md += ["## Final derived cell", ""]
     regret_spaces, darts_spaces = [], []
-    for space in sorted(epochs.space.unique()) if len(epochs) else []:
+    retrained = {f[1] for f in D.retrain_folders(results)}   # e.g. only --genotype retrainings
+    for space in sorted(set(epochs.space.unique() if len(epochs) else []) | retrained):
         if D.is_darts_space(space, final):   # scored by retraining, not by a table
             darts_spaces.append(space)
             md += _darts_section(results, space, runs, published, tab_dir)
-            md += _cells_section(final, runs, space, "retrained", fig_dir, out)
+            md += _cells_section(_with_retrain_error(final, results, runs), runs, space, "retrained",
+                                 fig_dir, out)
             continue
         kind = T.space_kind(final, space)
         if kind == "accuracy":
@@ -170,7 +287,7 @@ def _build(results: Path, out: Path, heatmap_runs: int, include_damaged: bool) -
             figs.append((f"Architecture weights per epoch: {space}/{method}/seed-{r.seed}",
                          P.arch_heatmap(C.arch_history(r.path), f"{space} / {method} / seed {r.seed}: "
                                         "architecture weights per search epoch",
-                                        fig_dir, f"arch_{space}_{method}_seed{r.seed}", axes)))
+                                        fig_dir, f"arch_{space}_{_slug(method)}_seed{r.seed}", axes)))
     for caption, paths in figs:
         if paths:
             md += [f"### {caption}", "", f"![{caption}]({_rel(paths[0], out)}) "
@@ -179,6 +296,30 @@ def _build(results: Path, out: Path, heatmap_runs: int, include_damaged: bool) -
     report.write_text("\n".join(md) + "\n")
     H.write_html(report, out / "report.html", title=title.lstrip("# "))
     return runs
+
+
+def _configuration_note(runs: pd.DataFrame) -> list[str]:
+    """What a table row is, said at the top; the rows of a method run under several configurations."""
+    lines = ["A row of every table holds the runs of ONE configuration (everything in a run's "
+             "config.json except the seed). A method run under several configurations has one row "
+             "per configuration, named by what differs. Only rows that follow the paper protocol "
+             "(profile `paper`, no value changed) are set against published rows.", ""]
+    several = runs[(runs.differs != "") & ~C.excluded(runs)]
+    if len(several):
+        t = several.groupby(["space", "base_method", "method"]).size().rename("runs").reset_index()
+        lines += ["Methods run under several configurations (rows kept apart):", "",
+                  T.to_markdown(t.rename(columns={"base_method": "method", "method": "row"})), ""]
+    return lines
+
+
+def _slug(name: str) -> str:
+    """A file-name-safe form of a row name (figures are files)."""
+    import hashlib
+    import re
+    slug = re.sub(r"[^A-Za-z0-9_.+-]+", "_", str(name)).strip("_") or "x"
+    if len(slug) > 60:   # a file name has a length limit; the hash keeps long names apart
+        slug = slug[:48] + "-" + hashlib.sha1(str(name).encode()).hexdigest()[:10]
+    return slug
 
 
 def _count(v) -> str:
@@ -228,15 +369,33 @@ def profile_note(runs: pd.DataFrame) -> str | None:
             "published lines: final values under the paper protocol")
 
 
+RETRAIN_ERROR = "retrain.test_error"   # a DARTS-space run's mean CIFAR-10 test error retrained
+
+
+def _with_retrain_error(final: pd.DataFrame, results: Path, runs: pd.DataFrame) -> pd.DataFrame:
+    """`final` with each search run's mean CIFAR-10 test error over its whole, finished
+    retrainings (NaN where none): the DARTS space's headline figure for best/worst."""
+    if final.empty:
+        return final
+    r = D.label_retrains(D.collect_all_retrains(results), runs)
+    r = r[(r.status == "done") & (r.left_out == "") & (r.dataset == "cifar10") & r.search_path.notna()]
+    err = pd.to_numeric(r.test_error, errors="coerce").groupby(r.search_path).mean()
+    return final.assign(**{RETRAIN_ERROR: final.path.map(err)})
+
+
+def _metric(kind: str) -> tuple[str | None, bool]:
+    return {"accuracy": ("bench.cifar10_test", True), "regret": ("bench.test_regret", False),
+            "retrained": (RETRAIN_ERROR, False)}.get(kind, (None, True))
+
+
 def _best_worst(sub: pd.DataFrame, kind: str) -> list[tuple[str, pd.Series]]:
-    """(caption, final row) of the best and the worst seed by the space's headline figure;
-    the lowest seed alone when unscored or when there is one seed."""
-    metric, higher = (("bench.cifar10_test", True) if kind == "accuracy" else
-                      ("bench.test_regret", False) if kind == "regret" else (None, True))
+    """(caption, final row) of the best and the worst seed by the space's headline figure
+    (a DARTS-space run: its retrained test error); every seed when none has the figure,
+    the one seed when there is one."""
+    metric, higher = _metric(kind)
     sub = sub.sort_values("seed")
     if metric is None or metric not in sub or sub[metric].isna().all() or len(sub) == 1:
-        r = sub.iloc[0]
-        return [(f"seed {r.seed}" + _fig(r, metric), r)]
+        return [(f"seed {r.seed}" + _fig(r, metric), r) for _, r in sub.iterrows()]
     s = sub[sub[metric].notna()].sort_values([metric, "seed"], ascending=[not higher, True])
     best, worst = s.iloc[0], s.iloc[-1]
     return [(f"best seed {best.seed}" + _fig(best, metric), best),
@@ -247,6 +406,8 @@ def _fig(row: pd.Series, metric: str | None) -> str:
     if metric is None or metric not in row or row[metric] != row[metric]:
         return ""
     v = float(row[metric])
+    if metric == RETRAIN_ERROR:
+        return f" ({v:.2f}% CIFAR-10 test error, retrained)"
     return f" ({v:.2f}% CIFAR-10 test)" if metric == "bench.cifar10_test" else f" (test regret {v:.4f})"
 
 
@@ -282,25 +443,25 @@ def _cells_section(final: pd.DataFrame, runs: pd.DataFrame, space_name: str, kin
             except (ValueError, KeyError, TypeError):
                 graphs[r.seed] = None
             if graphs[r.seed]:
-                CD.draw_cells([(f"seed {r.seed}" + _fig(r, "bench.cifar10_test" if kind == "accuracy" else
-                                                        "bench.test_regret" if kind == "regret" else None),
+                CD.draw_cells([(f"seed {r.seed}" + _fig(r, _metric(kind)[0]),
                                 graphs[r.seed])], space.ops(), f"{space_name} / {method}: final answer",
-                              fig_dir / "cells", f"cell_{space_name}_{method}_seed{r.seed}")
+                              fig_dir / "cells", f"cell_{space_name}_{_slug(method)}_seed{r.seed}")
             arch = _final_arch(runs, r)
             if arch:
                 P.arch_final_heatmap(arch, axes, f"{space_name} / {method} / seed {r.seed}: "
                                      "final architecture weights", fig_dir / "arch",
-                                     f"archfinal_{space_name}_{method}_seed{r.seed}")
+                                     f"archfinal_{space_name}_{_slug(method)}_seed{r.seed}")
         picks = _best_worst(grp, kind)
         panels = [(cap, graphs[r.seed]) for cap, r in picks if graphs.get(r.seed)]
         for cap, r in picks:
             rows.append({"method": method, "seed": cap.split(" (")[0],
-                         "figure": cap.split(" (", 1)[1].rstrip(")") if " (" in cap else "n/a",
+                         "figure": cap.split(" (", 1)[1].rstrip(")") if " (" in cap else
+                         "not retrained yet" if kind == "retrained" else "n/a",
                          "answer": f"`{_answer(r, runs)}`"})
         paths = CD.draw_cells(panels, space.ops(), f"{space_name} / {method}: final answer",
-                              fig_dir, f"cells_{space_name}_{method}")
+                              fig_dir, f"cells_{space_name}_{_slug(method)}")
         best = picks[0][1]
-        heat = fig_dir / "arch" / f"archfinal_{space_name}_{method}_seed{best.seed}.png"
+        heat = fig_dir / "arch" / f"archfinal_{space_name}_{_slug(method)}_seed{best.seed}.png"
         if paths or heat.exists():
             figures += [f"**{method}**", ""]
         if paths:
@@ -325,10 +486,23 @@ def _final_arch(runs: pd.DataFrame, row: pd.Series) -> dict | None:
 def _darts_section(results: Path, space: str, runs: pd.DataFrame, published: pd.DataFrame,
                    tab_dir: Path) -> list[str]:
     """The DARTS-space table(s): retrained test error, parameters, search cost, published rows."""
-    retrains = D.collect_retrains(results)
-    mine = retrains[retrains.space == space]
+    retrains = D.label_retrains(D.collect_all_retrains(results), runs)
+    every = retrains[retrains.space == space]
     lines = [f"### {space}", ""]
-    if mine.empty:
+    hurt = every[(every.status != "done") | (every.left_out != "")]
+    if len(hurt):
+        why = [r.left_out or r.identity_problem or r.damage or
+               ("unfinished" if r.status in ("partial", "new") else r.status) for r in hurt.itertuples()]
+        lines += ["Retrainings left out of the table below (damaged: `python -m benchmark.retrain` "
+                  "with the same options and `--retry-failed` recomputes them; unfinished: rerun it; "
+                  "a mismatch: a folder copied or edited by hand, delete it):", "",
+                  T.to_markdown(hurt.assign(why=why)[["method", "search_seed", "retrain_seed", "status",
+                                                     "why", "path"]].fillna("")), ""]
+    retrains = retrains[(retrains.status == "done") & (retrains.left_out == "")]
+    mine = retrains[retrains.space == space]
+    if mine.empty and len(hurt):
+        lines += ["No whole finished retraining yet (see the list above).", ""]
+    elif mine.empty:
         lines += [f"No retrained genotypes yet: DARTS-space genotypes are scored by training them "
                   f"from scratch: `python -m benchmark.retrain --results {results} --spaces {space}`.", ""]
     for dataset in sorted(set(mine.dataset.dropna()) | {"cifar10"}):
@@ -383,20 +557,24 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     results = Path(a.results)
     if not results.is_dir():
-        print(f"error: results folder {results} does not exist; pass --results", file=sys.stderr)
+        what = "is a file, not a folder" if results.exists() else "does not exist"
+        print(f"error: --results {results} {what}; pass the results folder", file=sys.stderr)
         return 2
-    if not C.run_folders(results):
-        print(f"error: no run folders (<space>/<method>/seed-<k>/) under {results}; run "
-              "benchmark/run.py first", file=sys.stderr)
+    if not C.run_folders(results) and not D.retrain_folders(results):
+        print(f"error: no run folders (<space>/<method>/seed-<k>/) and no retrainings under "
+              f"{results}; run benchmark/run.py (or python -m benchmark.retrain) first", file=sys.stderr)
         return 2
     out = Path(a.out) if a.out else results / "report"
-    problem = _unwritable(out)
+    problem = out_problem(out, results) or _unwritable(out)
     if problem:
         print(f"error: --out {out}: {problem}; nothing was written", file=sys.stderr)
         return 2
     seen: list = []
     try:
         report = build(results, out, a.heatmap_runs, a.include_damaged, seen)
+    except UnsafeOut as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except OSError as e:
         print(f"error: could not write the report to {out}: {e.strerror or e} "
               f"({e.filename or out}); the previous report, if any, is unchanged", file=sys.stderr)
@@ -406,8 +584,11 @@ def main(argv: list[str] | None = None) -> int:
     for r in hurt.itertuples():
         verb = "included" if a.include_damaged else "left out"
         print(f"{verb} damaged run {r.path}: {r.damage}", file=sys.stderr)
+    odd = runs[C.excluded(runs)]
+    for r in odd.itertuples():
+        print(f"left out run {r.path}: {r.identity_problem}", file=sys.stderr)
     print(f"wrote {report}")
-    return 1 if len(hurt) and not a.include_damaged else 0
+    return 1 if (len(hurt) and not a.include_damaged) or len(odd) else 0
 
 
 def _unwritable(out: Path) -> str:

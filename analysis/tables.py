@@ -54,16 +54,20 @@ def numeric_table(final: pd.DataFrame, published: pd.DataFrame, space: str,
     for method in sorted(sub.method.unique()):
         runs = sub[sub.method == method]
         row = {"space": space, "method": method, "n_seeds": int(runs.seed.nunique())}
+        # A row is one configuration (analysis/collect.py `configurations`): it meets the
+        # published rows of its method only if it follows the paper protocol.
+        base = str(runs.base_method.iloc[0]) if "base_method" in runs else method
+        mine = pub[pub.method == base] if "paper" not in runs or bool(runs.paper.all()) else pub.iloc[0:0]
         for m in metrics:
             col = f"bench.{m}"
             s = _stats(runs[col]) if col in runs else {"mean": np.nan, "std": np.nan, "n": 0}
             row.update({f"{m}.mean": s["mean"], f"{m}.std": s["std"], f"{m}.n": s["n"]})
-            p = pub[(pub.method == method) & (pub.metric == m)]
+            p = mine[mine.metric == m]
             pm = float(p["mean"].iloc[0]) if len(p) else np.nan
             row.update({f"{m}.published": pm,
                         f"{m}.published_std": float(p["std"].iloc[0]) if len(p) else np.nan,
                         f"{m}.diff": s["mean"] - pm})
-        lab = pub[pub.method == method]
+        lab = mine
         row["published_label"] = lab["label"].iloc[0] if len(lab) else None
         rows.append(row)
     return pd.DataFrame(rows)
@@ -145,7 +149,11 @@ def cost_tables(epochs: pd.DataFrame, runs: pd.DataFrame) -> tuple[pd.DataFrame,
 def to_markdown(df: pd.DataFrame) -> str:
     """A GitHub Markdown table (pandas' to_markdown needs `tabulate`, which we don't require)."""
     def cell(v) -> str:
-        return str(v).replace("|", "\\|").replace("\n", " ")
+        text = str(v).replace("|", "\\|").replace("\n", " ")
+        if len(text) > 1 and text[0] == text[-1] == "`" and "`" not in text[1:-1]:
+            return text   # a code span: nothing in it is a link
+        # brackets escaped: a name from the results tree never becomes a link or an image
+        return text.replace("[", "\\[").replace("]", "\\]")
     lines = ["| " + " | ".join(cell(c) for c in df.columns) + " |",
              "| " + " | ".join("---" for _ in df.columns) + " |"]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]

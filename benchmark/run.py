@@ -9,4 +9,10 @@ if not __package__:  # run as a script: make the repo importable
 from benchmark.harness.run_cli import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback; nothing is lost
+        print("interrupted: rerun the same command; each run resumes from its last checkpoint",
+              file=sys.stderr)
+        sys.exit(130)
+

@@ -19,6 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmark.harness.assess import assess
 from benchmark.harness.rundir import RunDir
 from benchmark.harness.worker import Job, Outcome, execute, execute_in_pool
 
@@ -49,11 +50,15 @@ def label(job) -> str:
 
 
 def is_done(job) -> bool:
-    """A finished search whose files are whole. One whose files are damaged is submitted: its
-    worker reports it (or repairs it with --retry-failed)."""
+    """A finished search whose files are whole and agree about whose run it is
+    (benchmark/harness/assess.py). Any other is submitted: its worker reports it (or repairs
+    it with --retry-failed, or refuses it)."""
     if isinstance(job, Job):
         rd = RunDir(job.out, job.spec.space, job.spec.method, job.spec.seed)
-        return rd.status() == "done" and not rd.problems()
+        if rd.status() != "done":
+            return False
+        a = assess(rd.path, "search")   # whole files, and files that agree whose run it is
+        return a.status == "done" and not a.mismatch
     return job.is_done()
 
 

@@ -31,6 +31,8 @@ class IdentityMismatch(ValueError):
 
 
 class RunDir:
+    first_epoch = 0   # a search records epoch 0 (the initial architecture); a retraining starts at 1
+
     def __init__(self, root: str | Path, space: str, method: str, seed: int | str):
         self._files(Path(root) / space / method / f"seed-{seed}")
 
@@ -44,6 +46,14 @@ class RunDir:
         self.done = self.path / "done.json"
         self.failed = self.path / "failed.json"
         self.lock_path = self.path / ".lock"
+
+    @classmethod
+    def folder(cls, path: str | Path, first_epoch: int = 0) -> "RunDir":
+        """The RunDir of a folder at any path (a retraining's: first_epoch=1)."""
+        rd = cls.__new__(cls)
+        rd._files(Path(path))
+        rd.first_epoch = first_epoch
+        return rd
 
     @classmethod
     def at(cls, path: str | Path) -> "RunDir":
@@ -119,7 +129,8 @@ class RunDir:
             except DamagedFile as e:
                 out.append(f"{self.config.name}: {e.problem}")
         return out + records_problems(scan if scan is not None else scan_jsonl(self.epochs),
-                                      planned if isinstance(planned, int) else None, True)
+                                      planned if isinstance(planned, int) else None, True,
+                                      self.first_epoch)
 
     def write_identity(self, identity: dict) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -212,7 +223,7 @@ def _ranges(nums: list[int]) -> str:
     return ", ".join(out)
 
 
-def records_problems(scan: JsonlScan, planned: int | None, finished: bool) -> list[str]:
+def records_problems(scan: JsonlScan, planned: int | None, finished: bool, first: int = 0) -> list[str]:
     """What is wrong with a run's records: unreadable lines, missing, repeated or out-of-order
     epochs. A finished run must hold exactly epochs 0..planned (0..its last epoch where the
     number is unknown); an unfinished one 0..k for some k, and its torn last line (a write cut
@@ -222,14 +233,14 @@ def records_problems(scan: JsonlScan, planned: int | None, finished: bool) -> li
     if bad:
         out.append(f"epochs.jsonl line{'s' if len(bad) > 1 else ''} {_ranges(bad)} unreadable")
     epochs = [r["epoch"] for r in scan.rows]
-    last = planned if finished and planned is not None else max(epochs, default=-1)
-    missing = sorted(set(range(last + 1)) - set(epochs))
+    last = planned if finished and planned is not None else max(epochs, default=first - 1)
+    missing = sorted(set(range(first, last + 1)) - set(epochs))
     if missing:
         out.append(f"epoch{'s' if len(missing) > 1 else ''} {_ranges(missing)} missing")
     twice = sorted({e for e in epochs if epochs.count(e) > 1})
     if twice:
         out.append(f"epoch{'s' if len(twice) > 1 else ''} {_ranges(twice)} recorded more than once")
-    extra = sorted({e for e in epochs if e < 0 or e > last})
+    extra = sorted({e for e in epochs if e < first or e > last})
     if extra:
         out.append(f"epoch{'s' if len(extra) > 1 else ''} {_ranges(extra)} beyond the {last} planned")
     if not (missing or twice) and epochs != sorted(epochs):

@@ -20,7 +20,8 @@ from pathlib import Path
 from benchmark.harness.config import MAX_LOSS, SearchConfig
 from benchmark.harness.data import Cifar10, load_cifar10, make_split
 from benchmark.harness.grid import RunSpec
-from benchmark.harness.records import DamagedFile, DiskFullError, atomic_write_json, read_json
+from benchmark.harness.assess import assess
+from benchmark.harness.records import DiskFullError, atomic_write_json
 from benchmark.harness.rundir import IdentityMismatch, RunDir
 
 
@@ -168,48 +169,16 @@ def _execute_locked(job: Job, rd: RunDir) -> Outcome:
 
     spec, cfg = job.spec, job.config
     identity = cfg.to_json()
-    retry = (f"rerun with --retry-failed to recompute it (from checkpoint.pt only where it "
-             f"matches the intact records, else afresh), or delete {rd.path}")
-    # 1. Decide, changing nothing: a damaged folder is reported as it is unless asked to repair.
-    config_damage = None
-    try:  # before anything else: a finished run of another identity is no answer either
-        rd.check_identity(identity)
-    except IdentityMismatch as e:
-        return Outcome(spec.label, "refused", str(e))
-    except DamagedFile as e:
-        config_damage = e
-    try:
-        if config_damage is not None or not rd.config.exists():
-            rd.check_checkpoint_identity(identity)
-    except IdentityMismatch as e:
-        return Outcome(spec.label, "refused", str(e))
-    try:
-        read_json(rd.provenance) if rd.provenance.exists() else None
-        provenance_damage = None
-    except DamagedFile as e:
-        provenance_damage = e
+    # 1. Decide, changing nothing (benchmark/harness/assess.py: the same rules as retraining
+    # and the report): a damaged folder is reported as it is unless asked to repair.
     rd.remove_stale_temp_files()  # left by a writer killed mid-write; we hold the lock
-    status = rd.status()
-    repairs: list[str] = []
-    if config_damage is not None:
-        if not job.retry_failed:
-            return Outcome(spec.label, "damaged", f"{config_damage}; {retry}")
-        repairs.append(f"{rd.config.name} was unreadable ({config_damage.problem}): rewritten")
-    if status == "done":
-        if config_damage is None and not rd.config.exists() and rd.checkpoint.exists():
-            rd.write_identity(identity)  # restored: checkpoint.pt vouches for these settings
-        problems = rd.problems() if config_damage is None else []
-        if not problems and config_damage is None:
-            return Outcome(spec.label, "done")
-        if not job.retry_failed:
-            return Outcome(spec.label, "damaged", f"{rd.path}: {'; '.join(problems)}; {retry}")
-        if problems:
-            repairs.append(f"finished run with damaged files ({'; '.join(problems)})")
-    elif status == "failed" and not job.retry_failed:
-        return Outcome(spec.label, "failed-earlier", f"see {rd.failed}; rerun with --retry-failed")
-    if provenance_damage is not None and not job.retry_failed:
-        return Outcome(spec.label, "damaged", f"{provenance_damage}; rerun with --retry-failed to keep "
-                       f"it as provenance.json.damaged and start a new one, or delete {rd.path}")
+    a = assess(rd.path, "search", identity, job.retry_failed)
+    if a.restore_config and a.action in ("done", "run"):
+        rd.write_identity(identity)  # restored: checkpoint.pt vouches for these settings
+    if a.action != "run":
+        return Outcome(spec.label, a.action, a.message)
+    repairs = list(a.repairs)
+    config_damage, provenance_damage = a.config_damage, a.provenance_damage
 
     # 2. Act.
     if config_damage is not None:

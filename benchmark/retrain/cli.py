@@ -68,22 +68,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def genotype_of_run(run: Path) -> str:
-    """The final genotype of a finished search run (done.json), canonical; UsageError otherwise."""
-    from benchmark.harness.records import read_json
+    """The final genotype of a finished, whole search run (done.json), canonical; UsageError
+    naming the run and what is wrong otherwise (benchmark/harness/assess.py: the worker's rules)."""
+    from benchmark.harness.assess import assess
     from spaces.darts import GenotypeError, canonical
-    done = run / "done.json"
-    if not done.is_file():
-        raise UsageError(f"--run {run}: not a finished search run (no done.json); finish it with "
+    if not run.is_dir():
+        raise UsageError(f"{run}: no such folder (a finished search run is a folder with a done.json)")
+    if not (run / "done.json").is_file():
+        raise UsageError(f"{run}: not a finished search run (no done.json); finish it with "
                          "benchmark/run.py first")
+    a = assess(run, "search", check_checkpoint=False)
+    if a.status == "damaged":
+        raise UsageError(f"{run}: a damaged search run ({'; '.join(a.problems)}); repair it with "
+                         "benchmark/run.py --retry-failed (same options), or delete it")
+    if a.mismatch:
+        raise UsageError(f"{run}: its files disagree about whose run it is ({a.mismatch})")
+    from benchmark.harness.records import DamagedFile, read_json
     try:
-        d = read_json(done)
-    except (OSError, ValueError) as e:
-        raise UsageError(f"--run {run}: done.json does not parse ({e})") from None
+        d = read_json(run / "done.json")
+    except (OSError, DamagedFile) as e:
+        raise UsageError(f"{run}: done.json does not parse ({e})") from None
+    if not isinstance(d, dict):
+        raise UsageError(f"{run}: done.json is not a JSON object; repair the run with "
+                         "benchmark/run.py --retry-failed")
     text = d.get("genotype") or d.get("final_genotype")
     try:
         return canonical(text)
     except GenotypeError as e:
-        raise UsageError(f"--run {run}: its genotype is not a DARTS-space genotype: {e}") from None
+        raise UsageError(f"{run}: its genotype is not a DARTS-space genotype: {e}") from None
 
 
 def finished_runs(results: Path, spaces: list[str], methods: list[str] | None) -> tuple[list[Path], int]:
@@ -100,6 +112,20 @@ def finished_runs(results: Path, spaces: list[str], methods: list[str] | None) -
     return found, unfinished
 
 
+def out_problem(out: Path) -> str:
+    """Why retraining folders cannot be made under --out ('' if they can, as far as can be told)."""
+    if out.exists() and not out.is_dir():
+        return "is a file, not a folder; give a folder"
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is a file, so no folder can be made below it; choose another folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"{parent} is not writable; choose another folder"
+    return ""
+
+
 def command_line_genotype(text: str) -> str:
     from spaces.darts import PUBLISHED, GenotypeError, canonical
     if text.strip() in PUBLISHED:
@@ -110,8 +136,11 @@ def command_line_genotype(text: str) -> str:
         raise UsageError(f"--genotype: {e} (or name a published cell: {', '.join(PUBLISHED)})") from None
 
 
-def plan(args) -> list:
-    """Validate everything and build the jobs; raises UsageError (exit 2) before creating anything."""
+def plan(args, skipped: list[str] | None = None) -> list:
+    """Validate everything and build the jobs; raises UsageError (exit 2) before creating anything.
+    With --results, a search run that cannot be retrained (damaged, ...) is named on stderr,
+    appended to `skipped`, and left out; the others are planned."""
+    skipped = [] if skipped is None else skipped
     from benchmark.harness.data import DataError
     from benchmark.harness.rundir import IdentityMismatch
     from benchmark.harness.run_cli import _cuda, execution
@@ -127,7 +156,10 @@ def plan(args) -> list:
     if args.run:
         for r in args.run:
             run = Path(r)
-            sources.append((genotype_of_run(run), str(run), run))
+            try:
+                sources.append((genotype_of_run(run), str(run), run))
+            except UsageError as e:
+                raise UsageError(f"--run {e}") from None
     elif args.results:
         results = Path(args.results)
         if not results.is_dir():
@@ -141,9 +173,20 @@ def plan(args) -> list:
         if not runs:
             raise UsageError(f"--results {results}: no finished search runs of {', '.join(spaces)}"
                              + (f" ({', '.join(methods)})" if methods else "") + " found")
-        sources += [(genotype_of_run(r), str(r), r) for r in runs]
+        for r in runs:   # a damaged run is named and left out; the others are retrained
+            try:
+                sources.append((genotype_of_run(r), str(r), r))
+            except UsageError as e:
+                skipped.append(str(e))
+                print(f"note: left out {e}", file=sys.stderr)
+        if not sources:
+            raise UsageError(f"--results {results}: none of its finished search runs can be "
+                             "retrained (see the notes above)")
     else:
         sources += [(command_line_genotype(g), "command line", None) for g in args.genotype]
+        problem = out_problem(Path(args.out))
+        if problem:
+            raise UsageError(f"--out {args.out}: {problem}")
 
     configs = {}
     try:
@@ -198,16 +241,20 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    skipped: list[str] = []
     try:
-        jobs = plan(args)
+        jobs = plan(args, skipped)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.dry_run:
         for j in jobs:
             print(j.folder, json.dumps(j.config.to_json(), sort_keys=True))
-        return 0
+        return 1 if skipped else 0
     devices = (args.devices or ("cuda:0" if _cuda() else "cpu")).split(",")
-    outcomes = run_jobs(jobs, **execution(args, devices))
+    outcomes = run_jobs(jobs, **execution(args, devices))   # Ctrl-C: benchmark/retrain/__main__.py
     outcomes = [j.execute(wait=True) if o.status == "busy" else o for j, o in zip(jobs, outcomes)]
-    return summarize(outcomes)
+    rc = summarize(outcomes)
+    if skipped:
+        print(f"{len(skipped)} search run(s) left out (named above)", file=sys.stderr)
+    return max(rc, 1 if skipped else 0)

@@ -19,9 +19,11 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from benchmark.harness.assess import assess
+from benchmark.harness.loop import StopRequested
 from benchmark.harness.records import atomic_write_json
 from benchmark.harness.rundir import IdentityMismatch, RunDir
-from benchmark.harness.worker import Outcome, make_deterministic, provenance as search_provenance
+from benchmark.harness.worker import Outcome, _log, make_deterministic, parent_gone, provenance as search_provenance
 from benchmark.retrain.profiles import RetrainConfig
 
 
@@ -47,7 +49,9 @@ def folder_for_genotype(out: Path, genotype: str, dataset: str, seed: int) -> Pa
 
 
 class RetrainDir(RunDir):
-    """A RunDir at an explicit path (lock, identity, provenance, stale temp files, status)."""
+    """A RunDir at an explicit path (lock, identity, provenance, stale temp files, status);
+    its records start at epoch 1."""
+    first_epoch = 1
 
     def __init__(self, path: str | Path):
         self._files(Path(path))
@@ -74,7 +78,11 @@ class RetrainJob:
         return str(self.folder)
 
     def is_done(self) -> bool:
-        return RetrainDir(self.folder).status() == "done"
+        """Finished with whole files (a damaged one is submitted: its worker reports or repairs it)."""
+        if RetrainDir(self.folder).status() != "done":
+            return False
+        a = assess(self.folder, "retrain")
+        return a.status == "done" and not a.mismatch
 
     def execute(self, wait: bool = False) -> Outcome:
         return execute(self, wait)
@@ -86,23 +94,31 @@ def execute(job: RetrainJob, wait: bool = False) -> Outcome:
     from benchmark.retrain.data import load
     from benchmark.retrain.train import run_retrain
 
+    import os
+
     rd = RetrainDir(job.folder)
-    lock = rd.try_lock(timeout=-1 if wait else 0)
+    try:
+        lock = rd.wait_lock(f"retrain: {job.label}", _short(job.folder), _log) if wait else rd.try_lock(0)
+    except OSError as e:
+        return Outcome(job.label, "failed", f"cannot create {rd.path}: {e.strerror or e}")
     if lock is None:
         return Outcome(job.label, "busy", "another worker holds this run")
     try:
         identity = job.config.to_json()
-        try:
-            rd.check_identity(identity)
-        except IdentityMismatch as e:
-            return Outcome(job.label, "refused", str(e))
         rd.remove_stale_temp_files()
-        status = rd.status()
-        if status == "done":
-            return Outcome(job.label, "done")
-        if status == "failed" and not job.retry_failed:
-            return Outcome(job.label, "failed-earlier", f"see {rd.failed}; rerun with --retry-failed")
+        # The search worker's rules (benchmark/harness/assess.py): identity, the checkpoint's
+        # identity where config.json is missing, damaged records of a finished run.
+        a = assess(rd.path, "retrain", identity, job.retry_failed)
+        if a.restore_config and a.action in ("done", "run"):
+            rd.write_identity(identity)
+        if a.action != "run":
+            return Outcome(job.label, a.action, a.message)
+        if a.config_damage is not None:
+            rd.config.unlink()
+        rd.done.unlink(missing_ok=True)  # a damaged finished run is no longer finished
         rd.write_identity(identity)
+        if a.provenance_damage is not None:
+            os.replace(rd.provenance, rd.provenance.with_name("provenance.json.damaged"))
         if job.threads:
             torch.set_num_threads(job.threads)
         if job.deterministic:
@@ -110,8 +126,13 @@ def execute(job: RetrainJob, wait: bool = False) -> Outcome:
         rd.add_provenance({**search_provenance(job), "genotype_source": job.source})
         try:
             data = load(job.config.dataset, job.data_path, job.download)
+            notes: list[str] = []
             done = run_retrain(job.config, rd.path, data, job.device, job.progress,
-                               desc=_short(job.folder))
+                               desc=_short(job.folder), notes=notes, should_stop=should_stop(job))
+        except IdentityMismatch as e:  # checkpoint.pt of other settings beside this config.json
+            return Outcome(job.label, "refused", str(e))
+        except StopRequested as e:  # resumable: no failure recorded
+            return Outcome(job.label, "stopped", str(e))
         except Exception as e:  # one run's failure must not stop the others
             reason = f"{type(e).__name__}: {e}"
             if isinstance(e, torch.cuda.OutOfMemoryError):
@@ -120,9 +141,16 @@ def execute(job: RetrainJob, wait: bool = False) -> Outcome:
             atomic_write_json(rd.failed, {"reason": reason, "traceback": traceback.format_exc(),
                                           "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
             return Outcome(job.label, "failed", reason)
-        return Outcome(job.label, "finished", f"test error {done['test_error']:.2f}%")
+        said = a.repairs + [n for n in notes if a.repairs or "afresh" in n]
+        return Outcome(job.label, "finished", f"test error {done['test_error']:.2f}%", "; ".join(said))
     finally:
         rd.unlock(lock)
+
+
+def should_stop(job: RetrainJob):
+    """A pool worker whose parent died stops after its next checkpoint (as searches do,
+    benchmark/harness/worker.py watch_parent); None where nobody is watched."""
+    return parent_gone if job.parent_pid is not None else None
 
 
 def _short(folder: str) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,9 +108,12 @@ def _coerce(key: str, text: str, like: Any) -> Any:
         if key in ("epochs", "batch_size", "eval_batch_size", "cutout_length", "C", "layers",
                    "train_subset", "test_subset"):
             return int(text)
-        return float(text)
+        value = float(text)
+        if not math.isfinite(value):  # inf/nan would be written as null and refused on rerun
+            raise ValueError
+        return value
     except ValueError:
-        raise ValueError(f"--set {key}={text}: expected {rule}") from None
+        raise ValueError(f"--set {key}={text}: expected {rule} (a finite number)") from None
 
 
 def validate(values: dict) -> None:

@@ -10,7 +10,9 @@ schedule's value for that epoch, and the test set is evaluated in eval mode afte
 train.py's `objs` meter; train_acc and test_acc are top-1 % of the main head, averaged per
 image (AvgrageMeter weighted by batch size). A resumed run restores model, optimizer,
 scheduler and every RNG (python, numpy, torch incl. the drop-path masks, CUDA, the data-order
-and augmentation stream), so its records equal an uninterrupted run's.
+and augmentation stream), so its records equal an uninterrupted run's. The checkpoint carries
+the config it was made under (its identity): one made under other settings is refused, as
+the searches' are.
 """
 from __future__ import annotations
 
@@ -21,9 +23,10 @@ from pathlib import Path
 import torch
 
 from benchmark.harness.data import BatchStream
-from benchmark.harness.loop import rng_state, seed_everything, set_rng_state
+from benchmark.harness.loop import StopRequested, rng_state, seed_everything, set_rng_state
 from benchmark.harness.progress import EpochProgress, Progress
-from benchmark.harness.records import append_jsonl, atomic_write, atomic_write_json, read_jsonl, rewrite_jsonl
+from benchmark.harness.records import append_jsonl, atomic_write, atomic_write_json, read_jsonl, rewrite_jsonl, scan_jsonl
+from benchmark.harness.rundir import IdentityMismatch, identity_differences
 from benchmark.retrain.data import NORMALISATION, TrainTest, cutout, eval_batches
 from benchmark.retrain.profiles import RetrainConfig, drop_path_at
 
@@ -81,9 +84,38 @@ def evaluate(model, data: TrainTest, cfg: RetrainConfig, device) -> tuple[float,
     return loss_sum / count, 100.0 * correct / count
 
 
+def load_resumable(files: "Files", cfg: RetrainConfig, device) -> tuple[dict | None, list[dict], str]:
+    """(checkpoint, the records it continues, a note), the searches' rule
+    (benchmark/harness/loop.py load_resumable): resume only from a checkpoint that is readable,
+    made under this config (IdentityMismatch otherwise: refuse, never mix) and whose epoch c
+    matches the records 1..c line for line; else (None, [], why) and the caller starts afresh.
+    A checkpoint without an identity (written before retraining checkpoints carried one) is
+    vouched for by config.json (benchmark/harness/assess.py refuses it where that is missing)."""
+    if not files.checkpoint.exists():
+        return None, [], ""
+    try:
+        ck = torch.load(files.checkpoint, map_location=device, weights_only=False)
+        c = int(ck["epoch"])
+    except Exception as e:  # truncated or garbage: torch raises several kinds
+        return None, [], f"{files.checkpoint} is unreadable ({type(e).__name__}); starting this run afresh"
+    if ck.get("identity") is not None:
+        details = identity_differences(ck["identity"], cfg.to_json())
+        if details:
+            raise IdentityMismatch(f"{files.checkpoint} was made under other settings ({details}); "
+                                   f"delete it and {files.epochs.name} to start the run afresh")
+    head = scan_jsonl(files.epochs).lines[:c]
+    if [r["epoch"] if r else None for _, r in head] != list(range(1, c + 1)):
+        return None, [], (f"{files.checkpoint} (epoch {c}) does not match the records "
+                          f"({files.epochs.name} does not hold exactly the readable epochs 1-{c}); "
+                          "starting this run afresh")
+    return ck, [r for _, r in head], f"resumed from checkpoint.pt (epoch {c}), which matches the records 1-{c}"
+
+
 def run_retrain(cfg: RetrainConfig, folder: Path, data: TrainTest, device: str = "cpu",
-                progress: Progress = True, desc: str = "retrain") -> dict:
-    """Train (or resume) to the last epoch; writes records, checkpoint and done.json; returns done."""
+                progress: Progress = True, desc: str = "retrain", notes: list[str] | None = None,
+                should_stop=None) -> dict:
+    """Train (or resume) to the last epoch; writes records, checkpoint and done.json; returns done.
+    `should_stop()` is asked after each checkpoint; True raises StopRequested (resumable)."""
     files = Files(Path(folder))
     device = torch.device(device)
     seed_everything(cfg.seed)
@@ -100,16 +132,19 @@ def run_retrain(cfg: RetrainConfig, folder: Path, data: TrainTest, device: str =
     criterion = torch.nn.CrossEntropyLoss()
 
     start, wall, cpu = 1, 0.0, 0.0
-    if files.checkpoint.exists():
-        ck = torch.load(files.checkpoint, map_location=device, weights_only=False)
+    ck, kept, note = load_resumable(files, cfg, device)
+    if note and notes is not None:
+        notes.append(note)
+    if ck is not None:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         set_rng_state(ck["rng"], streams)
         start, wall, cpu = ck["epoch"] + 1, ck["wall_seconds"], ck["cpu_seconds"]
         # Records past the checkpoint come from an epoch that will be recomputed.
-        rewrite_jsonl(files.epochs, [r for r in read_jsonl(files.epochs) if r["epoch"] <= ck["epoch"]])
+        rewrite_jsonl(files.epochs, kept)
     else:
+        files.checkpoint.unlink(missing_ok=True)  # unreadable or inconsistent: never resumed
         files.epochs.unlink(missing_ok=True)
 
     # A bar on a terminal; one line per epoch in a log file, CI or a Slurm job (progress.py).
@@ -146,12 +181,15 @@ def run_retrain(cfg: RetrainConfig, folder: Path, data: TrainTest, device: str =
             "test_loss": test_loss, "test_acc": test_acc, "lr": lr,
             "drop_path_prob": model.drop_path_prob,
             "timing": {"epoch_seconds": dt, "wall_seconds": wall, "cpu_seconds": cpu}})
-        state = {"epoch": epoch, "wall_seconds": wall, "cpu_seconds": cpu,
+        state = {"epoch": epoch, "wall_seconds": wall, "cpu_seconds": cpu, "identity": cfg.to_json(),
                  "model": model.state_dict(), "optimizer": opt.state_dict(),
                  "scheduler": sched.state_dict(), "rng": rng_state(streams)}
         atomic_write(files.checkpoint, lambda f: torch.save(state, f), mode="wb")
         bar.epoch(epoch, {"train_loss": loss_sum / count, "train_acc": 100.0 * correct / count,
                           "test_loss": test_loss, "test_acc": test_acc}, dt)
+        if should_stop is not None and epoch < cfg.epochs and should_stop():
+            bar.close()
+            raise StopRequested(f"stopped after the checkpoint of epoch {epoch}")
     bar.close()
     last = read_jsonl(files.epochs)[-1]
     on_gpu = device.type == "cuda"

@@ -95,10 +95,13 @@ class DartsSpace:
 
     def check_supernet(self, kwargs: dict) -> None:
         """C (channels) at least 1; layers (cells) at least 3, so that both reduction cells
-        (at 1/3 and 2/3 of the depth) exist; steps, multiplier, stem_multiplier at least 1."""
+        (at 1/3 and 2/3 of the depth) exist; stem_multiplier at least 1; steps and multiplier
+        only 4 (the space's 14 edges per cell, quark0/darts cnn/model_search.py defaults, which
+        SearchNetwork refuses to change): refused here, at planning, not after the run's
+        folder exists."""
         from spaces.darts.search_network import SearchNetwork
-        check_arguments(kwargs, SearchNetwork, minimum={"C": 1, "layers": 3, "steps": 1,
-                                                        "multiplier": 1, "stem_multiplier": 1})
+        check_arguments(kwargs, SearchNetwork, minimum={"C": 1, "layers": 3, "stem_multiplier": 1},
+                        choices={"steps": (4,), "multiplier": (4,)})
 
     def derive(self, scores: Weights) -> str:
         """The DARTS rule on softmax(scores) (model_search.py applies softmax to alpha first)."""

@@ -58,14 +58,27 @@ def format_genotype(g: Genotype) -> str:
             f"reduce={cell(g.reduce)}, reduce_concat={concat(g.reduce_concat)})")
 
 
+MAX_TEXT = 10_000   # characters of genotype text (a DARTS genotype has ~400)
+MAX_CONCAT = 64     # nodes a range() concat may name before it is refused (a cell has STEPS)
+
+
 def _literal(node: ast.AST, what: str):
     """A literal value, with `range(a, b)` allowed (the authors' concat)."""
     if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range"
             and not node.keywords and 1 <= len(node.args) <= 3):
-        return list(range(*(_literal(a, what) for a in node.args)))
+        args = [_literal(a, what) for a in node.args]
+        if not all(isinstance(a, int) and not isinstance(a, bool) for a in args):
+            raise GenotypeError(f"{what}: range() takes integers, got {ast.unparse(node)!r}")
+        if len(args) == 3 and args[2] == 0:
+            raise GenotypeError(f"{what}: range() step must not be zero, got {ast.unparse(node)!r}")
+        r = range(*args)   # lazy: its length is known without building it
+        if len(r) > MAX_CONCAT:
+            raise GenotypeError(f"{what}: {ast.unparse(node)} has {len(r)} nodes; a cell has at most "
+                                f"{MAX_CONCAT} (valid: nodes 2-{STEPS + 1})")
+        return list(r)
     try:
         return ast.literal_eval(node)
-    except ValueError:
+    except (ValueError, TypeError, MemoryError, RecursionError):
         raise GenotypeError(f"{what}: only literal lists, tuples, strings, integers and range(a, b) "
                             f"are allowed, got {ast.unparse(node)!r}") from None
 
@@ -77,10 +90,15 @@ def parse_genotype(text: str) -> Genotype:
         return text
     if not isinstance(text, str):
         raise GenotypeError(f"a genotype must be a string, got {type(text).__name__}")
+    if len(text) > MAX_TEXT:
+        raise GenotypeError(f"genotype text of {len(text)} characters; a DARTS genotype has a few "
+                            f"hundred (at most {MAX_TEXT} accepted)")
     try:
         tree = ast.parse(text.strip(), mode="eval").body
     except SyntaxError as e:
         raise GenotypeError(f"genotype does not parse ({e.msg}): {text!r}") from None
+    except (MemoryError, RecursionError, ValueError) as e:   # absurdly nested text
+        raise GenotypeError(f"genotype does not parse ({type(e).__name__}): {text[:80]!r}...") from None
     if not (isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name) and tree.func.id == "Genotype"):
         raise GenotypeError(f"expected Genotype(normal=..., normal_concat=..., reduce=..., "
                             f"reduce_concat=...), got {text!r}")

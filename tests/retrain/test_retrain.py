@@ -160,7 +160,10 @@ def test_results_finds_finished_runs_only(tmp_path, capsys, cifar):
     from spaces.darts import DARTS_V1
     done_run = tmp_path / "darts" / "darts" / "seed-0"
     done_run.mkdir(parents=True)
-    (done_run / "done.json").write_text(json.dumps({"genotype": DARTS_V1}))
+    (done_run / "done.json").write_text(json.dumps({"genotype": DARTS_V1, "epochs": 0}))
+    (done_run / "config.json").write_text(json.dumps({"space": "darts", "method": "darts", "seed": 0,
+                                                      "epochs": 0, "profile": "smoke"}))
+    (done_run / "epochs.jsonl").write_text(json.dumps({"epoch": 0, "genotype": DARTS_V1}) + "\n")
     (tmp_path / "darts" / "darts" / "seed-1").mkdir()   # unfinished
     rc = cli.main(["--results", str(tmp_path), "--seeds", "0-1", "--profile", "smoke", "--data", str(cifar),
                    "--dry-run"])
