@@ -39,17 +39,20 @@ class LogitsOnly(nn.Module):
 # before the weight step (arch_first); supernet C=16, 8 cells. hessian_every 5: the dominant
 # eigenvalue of the architecture Hessian every 5 epochs (the collapse diagnostic of Zela et
 # al., who track it in this space). `smoke`: the same code path in seconds on a CPU.
+# impl="fast": the batched network of spaces/darts/fast.py, the reference's function
+# (tests/spaces/test_darts_fast.py) at a fraction of its step time (benchmark.measure.speed
+# --space darts); impl="reference" is the per-edge port of the authors' network.
 PROFILES = {
     "paper": dict(epochs=50, batch_size=64, split="contiguous", train_subset=None, w_lr=0.025,
                   w_lr_min=0.001, w_momentum=0.9, w_nesterov=False, w_weight_decay=3e-4,
                   grad_clip=5.0, a_lr=3e-4, a_betas=[0.5, 0.999], a_weight_decay=1e-3,
                   arch_first=True, arch_init_std=1e-3, hessian_every=5,
-                  supernet=dict(C=16, layers=8)),
+                  supernet=dict(C=16, layers=8, impl="fast")),
     "smoke": dict(epochs=2, batch_size=16, split="contiguous", train_subset=32, w_lr=0.025,
                   w_lr_min=0.001, w_momentum=0.9, w_nesterov=False, w_weight_decay=3e-4,
                   grad_clip=5.0, a_lr=3e-4, a_betas=[0.5, 0.999], a_weight_decay=1e-3,
                   arch_first=True, arch_init_std=1e-3, hessian_every=0,
-                  supernet=dict(C=4, layers=3)),
+                  supernet=dict(C=4, layers=3, impl="fast")),
 }
 
 # The network BaLeNAS-TF's proxies score (`proxy_network`): the search network's size (C=16,
@@ -86,16 +89,28 @@ class DartsSpace:
         return softmax_last(alphas)
 
     def supernet(self, **kwargs) -> nn.Module:
-        """kwargs: C (16), layers (8), num_classes (10), stem_multiplier (3)."""
+        """kwargs: C (16), layers (8), num_classes (10), stem_multiplier (3), impl ('reference'
+        when absent, the profiles say 'fast'); impl='fast' also takes channels_last (True) and
+        skip_zero (True) (see spaces/darts/fast.py)."""
+        impl = kwargs.pop("impl", "reference")
+        if impl == "fast":
+            from spaces.darts.fast import FastSearchNetwork
+            return FastSearchNetwork(**kwargs)
+        if impl != "reference":
+            raise ValueError(f"unknown DARTS supernet impl {impl!r}; valid: reference, fast")
         from spaces.darts.search_network import SearchNetwork
         return SearchNetwork(**kwargs)
 
     def check_supernet(self, kwargs: dict) -> None:
         """C (channels) at least 1; layers (cells) at least 3, so that both reduction cells
-        (at 1/3 and 2/3 of the depth) exist; steps, multiplier, stem_multiplier at least 1."""
+        (at 1/3 and 2/3 of the depth) exist; steps, multiplier, stem_multiplier at least 1;
+        impl one of reference, fast, and only the chosen impl's arguments."""
+        from spaces.darts.fast import FastSearchNetwork
         from spaces.darts.search_network import SearchNetwork
-        check_arguments(kwargs, SearchNetwork, minimum={"C": 1, "layers": 3, "steps": 1,
-                                                        "multiplier": 1, "stem_multiplier": 1})
+        cls = FastSearchNetwork if kwargs.get("impl", "reference") == "fast" else SearchNetwork
+        check_arguments(kwargs, cls, minimum={"C": 1, "layers": 3, "steps": 1,
+                                              "multiplier": 1, "stem_multiplier": 1},
+                        choices={"impl": ("reference", "fast")})
 
     def derive(self, scores: Weights) -> str:
         """The DARTS rule on softmax(scores) (model_search.py applies softmax to alpha first)."""
