@@ -61,6 +61,7 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "device: runs on each of DEVICES (cpu; cuda, skipped without a CUDA device); "
         "`pytest -m device` selects the CUDA correctness checks")
+    config.addinivalue_line("markers", "slow: runs searches or subprocesses; deselect with -m 'not slow'")
 
 
 def pytest_generate_tests(metafunc):

@@ -229,3 +229,71 @@ def test_space_builds_and_checks_the_impl():
         s.check_supernet({"impl": "slow"})
     with pytest.raises(ValueError, match="supernet.channels_last: no such supernet argument"):
         s.check_supernet({"impl": "reference", "channels_last": True})
+
+
+def _method_steps(method: str, impl: str, steps: int = 2, **sets):
+    """`steps` search steps of `method` (smoke profile, C=4, 3 cells, float64, fixed batches)
+    through the suite's loop and hooks, then its epoch_end; returns the method's state, the
+    step rows, the epoch_end output and the supernet's state in the reference layout."""
+    import dataclasses
+    from benchmark.harness.config import resolve_config
+    from benchmark.harness.loop import search_step
+    from methods.base import StepContext
+    from methods.registry import get_method
+    from spaces import get_space
+    cfg = resolve_config("darts", method, 0, "smoke")
+    cfg = dataclasses.replace(cfg, supernet={**cfg.supernet, "impl": impl, **sets})
+    space = get_space("darts")
+    torch.manual_seed(0)
+    net = space.supernet(**cfg.supernet)
+    m = get_method(method)(space, net, cfg, torch.Generator().manual_seed(0), "cpu")
+    opt = torch.optim.SGD(net.parameters(), lr=cfg.w_lr, momentum=cfg.w_momentum, weight_decay=cfg.w_weight_decay)
+    g = torch.Generator().manual_seed(7)
+    batches = [(torch.randn(4, 3, 8, 8, generator=g), torch.randint(10, (4,), generator=g)) for _ in range(2 * steps)]
+
+    def eval_batches(n):
+        gen = torch.Generator().manual_seed(9)
+        while True:
+            yield torch.randn(4, 3, 8, 8, generator=gen), torch.randint(10, (4,), generator=gen)
+    ctx = StepContext(net, opt, 1, cfg.epochs, cfg.grad_clip, 32, 32, eval_batches)
+    net.train()
+    rows = [search_step(m, batches[2 * i], batches[2 * i + 1], ctx, cfg.arch_first) for i in range(steps)]
+    end = m.epoch_end(1, ctx)
+    state = {k: v for k, v in (net if impl == "reference" else net.to_reference()).state_dict().items()
+             if not k.endswith("num_batches_tracked")}  # unused with momentum 0.1; fast keeps none
+    return m.state_dict(), rows, end, state
+
+
+def _close(a, b, path=""):
+    """Recursive comparison of nested states/records: tensors and floats to 1e-9 relative."""
+    if isinstance(a, torch.Tensor):
+        if a.is_floating_point():
+            assert _rel(a.double(), b.double()) < 1e-9, path
+        else:
+            assert torch.equal(a, b), path
+    elif isinstance(a, dict):
+        assert set(a) == set(b), path
+        for k in a:
+            _close(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            _close(x, y, f"{path}[{i}]")
+    elif isinstance(a, float):
+        assert abs(a - b) <= 1e-9 * max(1.0, abs(a)), (path, a, b)
+    else:
+        assert a == b, path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["darts", "darts-2nd", "sdarts-rs", "sdarts-adv", "bayesnas",
+                                    "balenas", "balenas-tf", "random-ws"])
+def test_every_method_steps_alike_on_both_impls_in_float64(f64, method):
+    """Two search steps and the epoch end of every method, through its hooks (it never learns
+    which impl runs): method state (alpha, ...), step rows, epoch-end output and every weight
+    and BN statistic agree to 1e-9 between the impls in float64. skip_zero=false: with it on,
+    ops with an exactly zero weight keep their BN statistics (see FastSearchNetwork)."""
+    ref = _method_steps(method, "reference")
+    fast = _method_steps(method, "fast", skip_zero=False)
+    for part, a, b in zip(("method", "rows", "epoch_end", "supernet"), ref, fast):
+        _close(a, b, part)
