@@ -293,10 +293,12 @@ class _Wave(nn.Module):
                     terms.setdefault(self.edges[e][2], []).append((w[j], mod(x[self.edges[e][1]])))
         out: dict[int, list] = {}
         if conv_sum is not None:
-            per_edge = conv_sum.unflatten(1, (E, C))
+            # unbind, not E selects: its backward stacks the E gradients once (E selects would
+            # each allocate and accumulate a gradient of the whole wave).
+            per_edge = conv_sum.unflatten(1, (E, C)).unbind(1)
             for e, (_, _, dst) in enumerate(self.edges):
                 if conv_present[e]:
-                    out.setdefault(dst, []).append((None, per_edge[:, e]))
+                    out.setdefault(dst, []).append((None, per_edge[e]))
         for dst, t in terms.items():
             out.setdefault(dst, []).extend(t)
         return out
