@@ -1,4 +1,4 @@
-"""Search-step speed of the NB201 supernet: reference (one module per op per edge) vs fast.
+"""Search-step speed of a supernet: reference (one module per op per edge) vs fast.
 
 For each method, one search step (its arch step and weight step, in the paper profile's
 order) on the paper-size supernet (C=16, N=5, batch 64) with random images. Variants are
@@ -10,7 +10,13 @@ the built model, in a fresh process (`--no-cpu-memory` skips those processes). V
 `authors` is the NB201 authors' own model (xautodl's TinyNetworkDarts, DARTS-V1). With a
 GPU: throughput of K runs packed on it (K processes stepping at once) vs one run.
 
-    python -m benchmark.measure.speed [--methods darts] [--devices cpu,cuda:0] [--repeats 5]
+`--space darts`: the DARTS search network (C=16, 8 cells, the paper profile's), reference vs
+fast (spaces/darts/fast.py), methods darts, darts-2nd, sdarts-adv, balenas by default, on 1
+and 2 CPU threads (`--threads 1,2`) in one process, each thread count's variants interleaved;
+the ratio is of the MEDIAN step times (the best is printed too).
+
+    python -m benchmark.measure.speed [--space nb201|darts] [--methods darts] [--devices cpu,cuda:0]
+                                      [--repeats 5] [--threads 1,2]
 """
 from __future__ import annotations
 
@@ -36,6 +42,13 @@ VARIANTS = {
 }
 CPU_VARIANTS = ("reference", "fast", "fast-nchw")
 CUDA_VARIANTS = ("reference", "fast", "fast-bf16")
+# The DARTS space: name -> supernet kwargs on top of its paper profile's (C=16, 8 cells).
+DARTS_VARIANTS = {
+    "reference": dict(impl="reference"),
+    "fast": dict(impl="fast"),
+    "fast-nchw": dict(impl="fast", channels_last=False),
+}
+DARTS_METHODS = ("darts", "darts-2nd", "sdarts-adv", "balenas")
 
 
 AUTHORS = "authors"  # the NB201 authors' own search model (xautodl's TinyNetworkDarts)
@@ -95,9 +108,12 @@ def make_authors_step(device: str, batch: int, C: int = 16, N: int = 5, seed: in
 
 
 def make_step(method: str, variant: str, device: str, batch: int, seed: int = 0,
-              C: int = 16, N: int = 5):
+              C: int = 16, N: int = 5, space: str = "nb201"):
     """A zero-argument callable doing one search step of `method` with the given supernet
-    (a VARIANTS name, or AUTHORS for the authors' model, DARTS-V1 only)."""
+    (a VARIANTS name, or AUTHORS for the authors' model, DARTS-V1 only). space="darts": a
+    DARTS_VARIANTS name on the paper-profile DARTS network (C and N are not used)."""
+    if space == "darts":
+        return _make_darts_step(method, variant, device, batch, seed)
     if variant == AUTHORS:
         if method != "darts":
             raise ValueError("the authors' model is timed for DARTS-V1 (method darts) only")
@@ -127,13 +143,41 @@ def make_step(method: str, variant: str, device: str, batch: int, seed: int = 0,
     return step
 
 
+def _make_darts_step(method: str, variant: str, device: str, batch: int, seed: int = 0):
+    """One search step of `method` on the DARTS space's paper-profile network (C=16, 8 cells)
+    with the DARTS_VARIANTS supernet, through the suite's loop and method hooks."""
+    import dataclasses
+    from benchmark.harness.config import resolve_config
+    from benchmark.harness.loop import search_step
+    from methods.base import StepContext
+    from methods.registry import get_method
+    from spaces import get_space
+    cfg = resolve_config("darts", method, seed, "paper")
+    cfg = dataclasses.replace(cfg, batch_size=batch, supernet={**cfg.supernet, **DARTS_VARIANTS[variant]})
+    torch.manual_seed(seed)
+    space = get_space("darts")
+    net = space.supernet(**cfg.supernet).to(device).train()
+    m = get_method(method)(space, net, cfg, torch.Generator().manual_seed(seed), device)
+    w_opt = torch.optim.SGD(net.parameters(), lr=cfg.w_lr, momentum=cfg.w_momentum,
+                            nesterov=cfg.w_nesterov, weight_decay=cfg.w_weight_decay)
+    ctx = StepContext(net, w_opt, 1, cfg.epochs, cfg.grad_clip, 25000, 25000)
+    tb, vb = _random_batches(batch, device, seed)
+
+    def step() -> None:
+        search_step(m, tb, vb, ctx, cfg.arch_first)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize(device)
+    return step
+
+
 def time_variants(method: str, variants, device: str, batch: int, repeats: int, warmup: int,
-                  C: int = 16, N: int = 5) -> dict:
-    """Best-of-`repeats` step time of each variant, timed interleaved. On CUDA also
-    `peak_mib`: the allocator's peak during one step (after the warm-up) above what was
-    allocated before it (every variant's model and optimiser state)."""
-    steps = {v: make_step(method, v, device, batch, C=C, N=N) for v in variants}
+                  C: int = 16, N: int = 5, space: str = "nb201") -> dict:
+    """Best-of-`repeats` step time of each variant (and the median, `median_s`), timed
+    interleaved. On CUDA also `peak_mib`: the allocator's peak during one step (after the
+    warm-up) above what was allocated before it (every variant's model and optimiser state)."""
+    steps = {v: make_step(method, v, device, batch, C=C, N=N, space=space) for v in variants}
     best = {v: float("inf") for v in variants}
+    times: dict = {v: [] for v in variants}
     peak = {}
     for v, step in steps.items():
         for _ in range(warmup):
@@ -147,8 +191,10 @@ def time_variants(method: str, variants, device: str, batch: int, repeats: int, 
         for v, step in steps.items():
             t = time.perf_counter()
             step()
-            best[v] = min(best[v], time.perf_counter() - t)
-    return {v: {"step_s": best[v], "images_per_s": 2 * batch / best[v], "peak_mib": peak.get(v)}
+            times[v].append(time.perf_counter() - t)
+            best[v] = min(best[v], times[v][-1])
+    return {v: {"step_s": best[v], "images_per_s": 2 * batch / best[v], "peak_mib": peak.get(v),
+                "median_s": sorted(times[v])[len(times[v]) // 2], "times_s": times[v]}
             for v in variants}
 
 
@@ -159,10 +205,11 @@ def _vm_kib(field: str) -> int:
     raise KeyError(field)
 
 
-def _step_peak_mib(method: str, variant: str, batch: int, C: int = 16, N: int = 5) -> float:
+def _step_peak_mib(method: str, variant: str, batch: int, C: int = 16, N: int = 5,
+                   space: str = "nb201") -> float:
     """In a fresh process: peak RSS (MiB) of one step above the built model's RSS.
     Linux: writing 5 to clear_refs resets the peak (VmHWM), so importing torch does not count."""
-    step = make_step(method, variant, "cpu", batch, C=C, N=N)
+    step = make_step(method, variant, "cpu", batch, C=C, N=N, space=space)
     Path("/proc/self/clear_refs").write_text("5")
     before = _vm_kib("VmRSS")
     step()
@@ -170,13 +217,13 @@ def _step_peak_mib(method: str, variant: str, batch: int, C: int = 16, N: int = 
 
 
 def cpu_peak_mib(method: str, variant: str, batch: int, threads: int | None, C: int = 16,
-                 N: int = 5) -> float | None:
+                 N: int = 5, space: str = "nb201") -> float | None:
     """Peak resident memory of one CPU step (a fresh process each, so no variant inherits
     another's freed-but-kept pages); None where /proc is not Linux's."""
     code = (f"import sys, torch; sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})\n"
             + (f"torch.set_num_threads({threads})\n" if threads else "")
             + "from benchmark.measure.speed import _step_peak_mib\n"
-            f"print(_step_peak_mib({method!r}, {variant!r}, {batch}, {C}, {N}))\n")
+            f"print(_step_peak_mib({method!r}, {variant!r}, {batch}, {C}, {N}, {space!r}))\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     try:
         return float(r.stdout.strip().splitlines()[-1])
@@ -219,12 +266,16 @@ def main(argv: list[str] | None = None) -> int:
     from methods.registry import available
     p = argparse.ArgumentParser(prog="python -m benchmark.measure.speed", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--methods", default=",".join(available()), help="comma list (default: all registered)")
+    p.add_argument("--space", default="nb201", choices=("nb201", "darts"),
+                   help="nb201 (default) or darts (the DARTS search network, reference vs fast)")
+    p.add_argument("--methods", default=None,
+                   help=f"comma list (default: all registered; with --space darts {','.join(DARTS_METHODS)})")
     p.add_argument("--devices", default=None, help="comma list (default: cpu, plus cuda:0 when present)")
     p.add_argument("--batch", type=int, default=64, help="batch size (default 64, the paper's)")
     p.add_argument("--repeats", type=int, default=5, help="timed steps per variant; the best counts (default 5)")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps first (default 1; more with compile)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default torch's)")
+    p.add_argument("--threads", default=None,
+                   help="torch CPU threads (default torch's); with --space darts a comma list, default 1,2")
     p.add_argument("--variants", default=None,
                    help=f"comma list of {', '.join(VARIANTS)}, {AUTHORS} (xautodl's TinyNetworkDarts; "
                         f"darts only) (default: {','.join(CPU_VARIANTS)} on CPU, "
@@ -235,7 +286,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-cpu-memory", action="store_true", help="skip the CPU peak-memory processes")
     p.add_argument("--json", help="also write the figures to this JSON file")
     args = p.parse_args(argv)
-    methods = [m for m in args.methods.split(",") if m]
+    if args.space == "darts":
+        return main_darts(args)
+    try:
+        args.threads = int(args.threads) if args.threads else None
+        if args.threads is not None and args.threads < 1:
+            raise ValueError
+    except ValueError:
+        print(f"error: --threads must be one whole number >= 1 with --space nb201, got {args.threads!r}",
+              file=sys.stderr)
+        return 2
+    methods = [m for m in (args.methods or ",".join(available())).split(",") if m]
     bad = [m for m in methods if m not in available()]
     devices = (args.devices or ("cpu,cuda:0" if torch.cuda.is_available() else "cpu")).split(",")
     bad_dev = [d for d in devices if d != "cpu" and not (d.startswith("cuda") and torch.cuda.is_available())]
@@ -278,6 +339,65 @@ def main(argv: list[str] | None = None) -> int:
             one = one or ips
             report["packing"][k] = ips
             print(f"  K={k}: {ips:8.1f} img/s in all, {ips / one:5.2f}x one run's", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def _trim() -> None:
+    """Return freed heap memory to the system (glibc), so that this process's footprint does not
+    add to the memory processes' on a small machine."""
+    import gc
+    gc.collect()
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def main_darts(args) -> int:
+    """--space darts: per method and thread count, reference vs fast step time (median and
+    best of --repeats, interleaved in this process) and each one's peak memory."""
+    from methods.registry import available
+    methods = [m for m in (args.methods or ",".join(DARTS_METHODS)).split(",") if m]
+    variants = args.variants.split(",") if args.variants else ["reference", "fast"]
+    try:
+        threads = [int(t) for t in (args.threads or "1,2").split(",")]
+    except ValueError:
+        threads = [0]
+    devices = (args.devices or "cpu").split(",")
+    bad_dev = [d for d in devices if d != "cpu" and not (d.startswith("cuda") and torch.cuda.is_available())]
+    if (set(methods) - set(available()) or set(variants) - set(DARTS_VARIANTS) or min(threads) < 1
+            or bad_dev or min(args.repeats, args.batch) < 1 or variants[0] != "reference"):
+        print(f"error: check --methods (valid: {', '.join(available())}), --variants (reference first, "
+              f"then any of {', '.join(DARTS_VARIANTS)}), --threads (comma list of whole numbers >= 1), "
+              f"--devices (cpu{', cuda:N' if torch.cuda.is_available() else '; no CUDA here'}), "
+              "--repeats/--batch >= 1", file=sys.stderr)
+        return 2
+    report: dict = {"space": "darts", "batch": args.batch, "torch": torch.__version__, "steps": {}}
+    print(f"DARTS search network C=16, 8 cells, batch {args.batch}, median (best) of {args.repeats} "
+          f"interleaved steps; torch {torch.__version__}")
+    print(f"{'device':8} {'thr':>3} {'method':11} {'variant':10} {'median s':>9} {'best s':>8} "
+          f"{'peak MiB':>9} {'fast/ref':>9}")
+    for device in devices:
+        for t in (threads if device == "cpu" else [threads[0]]):
+            torch.set_num_threads(t)
+            for method in methods:
+                res = time_variants(method, variants, device, args.batch, args.repeats, args.warmup,
+                                    space="darts")
+                if device == "cpu" and not args.no_cpu_memory:
+                    _trim()  # give the timed models' memory back before the memory processes
+                    for v in variants:
+                        res[v]["peak_mib"] = cpu_peak_mib(method, v, args.batch, t, space="darts")
+                base = res["reference"]["median_s"]
+                for v in variants:
+                    r = res[v]
+                    r["speedup_vs_reference"] = base / r["median_s"]
+                    mem = f"{r['peak_mib']:.0f}" if r["peak_mib"] is not None else "-"
+                    print(f"{device:8} {t:3d} {method:11} {v:10} {r['median_s']:9.2f} {r['step_s']:8.2f} "
+                          f"{mem:>9} {base / r['median_s']:8.2f}x", flush=True)
+                report["steps"][f"{device}/{t}/{method}"] = res
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     return 0

@@ -39,17 +39,22 @@ class LogitsOnly(nn.Module):
 # before the weight step (arch_first); supernet C=16, 8 cells. hessian_every 5: the dominant
 # eigenvalue of the architecture Hessian every 5 epochs (the collapse diagnostic of Zela et
 # al., who track it in this space). `smoke`: the same code path in seconds on a CPU.
+# impl="reference" (the default): the per-edge port of the authors' network. impl="fast" (opt-in,
+# --set supernet.impl=fast): the batched network of spaces/darts/fast.py, the reference's
+# function (tests/spaces/test_darts_fast.py) at about half its step time for darts
+# (benchmark.measure.speed --space darts); not yet the default: its speed for the other methods
+# is unmeasured and it does not take BayesNAS's per-edge input multipliers.
 PROFILES = {
     "paper": dict(epochs=50, batch_size=64, split="contiguous", train_subset=None, w_lr=0.025,
                   w_lr_min=0.001, w_momentum=0.9, w_nesterov=False, w_weight_decay=3e-4,
                   grad_clip=5.0, a_lr=3e-4, a_betas=[0.5, 0.999], a_weight_decay=1e-3,
                   arch_first=True, arch_init_std=1e-3, hessian_every=5,
-                  supernet=dict(C=16, layers=8)),
+                  supernet=dict(C=16, layers=8, impl="reference")),
     "smoke": dict(epochs=2, batch_size=16, split="contiguous", train_subset=32, w_lr=0.025,
                   w_lr_min=0.001, w_momentum=0.9, w_nesterov=False, w_weight_decay=3e-4,
                   grad_clip=5.0, a_lr=3e-4, a_betas=[0.5, 0.999], a_weight_decay=1e-3,
                   arch_first=True, arch_init_std=1e-3, hessian_every=0,
-                  supernet=dict(C=4, layers=3)),
+                  supernet=dict(C=4, layers=3, impl="reference")),
 }
 
 # The network BaLeNAS-TF's proxies score (`proxy_network`): the search network's size (C=16,
@@ -89,7 +94,15 @@ class DartsSpace:
         return softmax_last(alphas)
 
     def supernet(self, **kwargs) -> nn.Module:
-        """kwargs: C (16), layers (8), num_classes (10), stem_multiplier (3)."""
+        """kwargs: C (16), layers (8), num_classes (10), stem_multiplier (3), impl ('reference',
+        the profiles' default too; 'fast' is opt-in: --set supernet.impl=fast); impl='fast' also takes channels_last (True) and
+        skip_zero (True) (see spaces/darts/fast.py)."""
+        impl = kwargs.pop("impl", "reference")
+        if impl == "fast":
+            from spaces.darts.fast import FastSearchNetwork
+            return FastSearchNetwork(**kwargs)
+        if impl != "reference":
+            raise ValueError(f"unknown DARTS supernet impl {impl!r}; valid: reference, fast")
         from spaces.darts.search_network import SearchNetwork
         return SearchNetwork(**kwargs)
 
@@ -98,10 +111,12 @@ class DartsSpace:
         (at 1/3 and 2/3 of the depth) exist; stem_multiplier at least 1; steps and multiplier
         only 4 (the space's 14 edges per cell, quark0/darts cnn/model_search.py defaults, which
         SearchNetwork refuses to change): refused here, at planning, not after the run's
-        folder exists."""
+        folder exists; impl one of reference, fast, and only the chosen impl's arguments."""
+        from spaces.darts.fast import FastSearchNetwork
         from spaces.darts.search_network import SearchNetwork
-        check_arguments(kwargs, SearchNetwork, minimum={"C": 1, "layers": 3, "stem_multiplier": 1},
-                        choices={"steps": (4,), "multiplier": (4,)})
+        cls = FastSearchNetwork if kwargs.get("impl", "reference") == "fast" else SearchNetwork
+        check_arguments(kwargs, cls, minimum={"C": 1, "layers": 3, "stem_multiplier": 1},
+                        choices={"steps": (4,), "multiplier": (4,), "impl": ("reference", "fast")})
 
     def derive(self, scores: Weights) -> str:
         """The DARTS rule on softmax(scores) (model_search.py applies softmax to alpha first)."""

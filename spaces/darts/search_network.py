@@ -69,6 +69,8 @@ class SearchCell(nn.Module):
 
 
 class SearchNetwork(nn.Module):
+    impl = "reference"  # `supernet.impl`; spaces/darts/fast.py's network says "fast"
+
     def __init__(self, C: int = 16, layers: int = 8, num_classes: int = 10, steps: int = 4,
                  multiplier: int = 4, stem_multiplier: int = 3):
         super().__init__()
@@ -78,6 +80,7 @@ class SearchNetwork(nn.Module):
             raise ValueError(f"supernet.C must be a positive even number (FactorizedReduce halves it), got {C}")
         if steps != 4 or multiplier != 4:
             raise ValueError("the DARTS space has steps=4 and multiplier=4 (14 edges per cell)")
+        self.C, self.steps, self.multiplier, self.stem_multiplier = C, steps, multiplier, stem_multiplier
         c_curr = stem_multiplier * C
         self.stem = nn.Sequential(nn.Conv2d(3, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
         c_pp, c_p, c_curr = c_curr, c_curr, C
@@ -92,6 +95,20 @@ class SearchNetwork(nn.Module):
             c_pp, c_p = c_p, multiplier * c_curr
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_p, num_classes)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """As nn.Module's, but a state of the other impl is refused, naming both: the reference
+        stores weights per edge and op (`cells.N.edges.K.ops...`), the fast network packed per
+        wave of edges (`cells.N.waves.W...`). Convert with FastSearchNetwork.load_reference /
+        to_reference (spaces/darts/fast.py)."""
+        theirs = ("fast" if any(".waves." in k for k in state_dict)
+                  else "reference" if any(".edges." in k for k in state_dict) else None)
+        if theirs is not None and theirs != self.impl:
+            raise ValueError(f"this state is of the DARTS search network with supernet.impl={theirs}, "
+                             f"this network is impl={self.impl}: the two store their weights "
+                             f"differently; run with --set supernet.impl={theirs}, or convert "
+                             "with spaces.darts.fast.FastSearchNetwork.load_reference / to_reference")
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     def forward(self, x: torch.Tensor, weights: Weights) -> torch.Tensor:
         s0 = s1 = self.stem(x)
