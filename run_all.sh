@@ -37,7 +37,9 @@ PROFILE="" METHODS="" SPACES="" SEEDS="" EPOCHS="" OUT="results" BENCH="" PASS=(
 while [ $# -gt 0 ]; do
     case "$1" in
         -h|--help) usage; exit 0 ;;
-        --tests) shift; bootstrap; exec "$PY" -m pytest tests -q "$@" ;;
+        # the whole suite over NAS_TEST_WORKERS processes (pytest-xdist; default 2, 0 = serial;
+        # a later -n in the arguments wins)
+        --tests) shift; bootstrap; exec "$PY" -m pytest tests -q -n "${NAS_TEST_WORKERS:-2}" "$@" ;;
         --profile|--methods|--spaces|--seeds|--epochs|--out|--benchmarks)
             [ $# -ge 2 ] || { echo "error: $1 needs a value" >&2; exit 2; }
             case "$1" in

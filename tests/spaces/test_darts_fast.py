@@ -235,7 +235,7 @@ def test_space_builds_and_checks_the_impl():
         s.check_supernet({"impl": "reference", "channels_last": True})
 
 
-def _method_steps(method: str, impl: str, steps: int = 2, **sets):
+def _method_steps(method: str, impl: str, steps: int = 2, options: dict | None = None, **sets):
     """`steps` search steps of `method` (smoke profile, C=4, 3 cells, float64, fixed batches)
     through the suite's loop and hooks, then its epoch_end; returns the method's state, the
     step rows, the epoch_end output and the supernet's state in the reference layout."""
@@ -246,7 +246,8 @@ def _method_steps(method: str, impl: str, steps: int = 2, **sets):
     from methods.registry import get_method
     from spaces import get_space
     cfg = resolve_config("darts", method, 0, "smoke")
-    cfg = dataclasses.replace(cfg, supernet={**cfg.supernet, "impl": impl, **sets})
+    cfg = dataclasses.replace(cfg, supernet={**cfg.supernet, "impl": impl, **sets},
+                              method_options={**cfg.method_options, **(options or {})})
     space = get_space("darts")
     torch.manual_seed(0)
     net = space.supernet(**cfg.supernet)
@@ -296,9 +297,12 @@ def test_every_method_steps_alike_on_both_impls_in_float64(f64, method):
     """Two search steps and the epoch end of every method, through its hooks (it never learns
     which impl runs): method state (alpha, ...), step rows, epoch-end output and every weight
     and BN statistic agree to 1e-9 between the impls in float64. skip_zero=false: with it on,
-    ops with an exactly zero weight keep their BN statistics (see FastSearchNetwork)."""
-    ref = _method_steps(method, "reference")
-    fast = _method_steps(method, "fast", skip_zero=False)
+    ops with an exactly zero weight keep their BN statistics (see FastSearchNetwork). BayesNAS
+    runs with its switches on the op outputs: the fast network does not take its per-edge input
+    multipliers (it refuses them: test_fast_refuses_per_edge_input_multipliers)."""
+    options = {"switch_placement": "output"} if method == "bayesnas" else None
+    ref = _method_steps(method, "reference", options=options)
+    fast = _method_steps(method, "fast", options=options, skip_zero=False)
     for part, a, b in zip(("method", "rows", "epoch_end", "supernet"), ref, fast):
         _close(a, b, part)
 
