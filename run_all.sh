@@ -2,7 +2,7 @@
 # Run the whole grid, score it, and write the report:
 #   ./run_all.sh [--profile paper|smoke] [--methods a,b] [--spaces x,y] [--seeds 0-4]
 #                [--epochs N] [--out results] [--benchmarks DIR] [any other benchmark/run.py option]
-#   ./run_all.sh --tests        run the test suite instead (.venv/bin/python -m pytest tests -q)
+#   ./run_all.sh --tests        run the test suite instead (.venv/bin/python -m pytest tests -q -n 2)
 #
 # Steps: (1) create .venv from requirements.txt when missing; (2) python benchmark/run.py over
 # every registered method x space x seed (or the ones given); (3) when darts is among the
