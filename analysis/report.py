@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis import cells as CD, collect as C, darts_space as D, html_page as H, plots as P, stats as S, tables as T  # noqa: E402
+from benchmark.paths import folder_problem  # noqa: E402
 
 # md5 (benchmark/harness/data.py: of the decoded x_train/y_train arrays) of CIFAR-10 copies known to
 # equal the official archive's pixels. None is documented yet: the official archive's md5 under
@@ -593,15 +594,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _unwritable(out: Path) -> str:
     """Why the report cannot be written at `out` ('' if it can, as far as can be told)."""
-    if out.exists() and not out.is_dir():
-        return "is a file, not a folder; give a folder"
-    parent = out.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        return f"{parent} is a file, so no folder can be made below it; choose another folder"
-    if not os.access(parent, os.W_OK | os.X_OK):
-        return f"{parent} is not writable; choose another folder"
+    if problem := folder_problem(out, parent_only=True):
+        return problem
     if out.is_dir() and not os.access(out, os.W_OK | os.X_OK):
         return "the folder is read-only; make it writable (chmod u+w) or choose another folder"
     return ""

@@ -35,3 +35,21 @@ def data_source(data: str | None, download: bool) -> tuple[str, bool, bool]:
     if os.environ.get("NAS_DATA"):
         return os.environ["NAS_DATA"], download, False
     return str(default_data_dir()), True, True
+
+
+def folder_problem(out: Path, parent_only: bool = False) -> str:
+    """Why a folder cannot be written at `out` ('' if it can, as far as can be told): a file in
+    its place or above it, or no write permission where it would be made. parent_only: `out`
+    itself is replaced (the report swaps a temp folder in beside it), so only its parent must
+    be writable."""
+    if out.exists() and not out.is_dir():
+        return "is a file, not a folder; give a folder"
+    parent = out.parent if parent_only else out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is a file, so no folder can be made below it; choose another folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"{parent} is not writable; choose another folder"
+    return ""
+

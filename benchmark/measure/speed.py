@@ -112,50 +112,27 @@ def make_step(method: str, variant: str, device: str, batch: int, seed: int = 0,
     """A zero-argument callable doing one search step of `method` with the given supernet
     (a VARIANTS name, or AUTHORS for the authors' model, DARTS-V1 only). space="darts": a
     DARTS_VARIANTS name on the paper-profile DARTS network (C and N are not used)."""
-    if space == "darts":
-        return _make_darts_step(method, variant, device, batch, seed)
     if variant == AUTHORS:
-        if method != "darts":
-            raise ValueError("the authors' model is timed for DARTS-V1 (method darts) only")
+        if space != "nb201" or method != "darts":
+            raise ValueError("the authors' model is timed for DARTS-V1 (method darts) on nb201 only")
         return make_authors_step(device, batch, C, N, seed)
+    size = DARTS_VARIANTS[variant] if space == "darts" else {"C": C, "N": N, **VARIANTS[variant]}
+    return _make_space_step(space, method, size, device, batch, seed)
+
+
+def _make_space_step(space_name: str, method: str, supernet: dict, device: str, batch: int, seed: int):
+    """One search step of `method` on `space_name`'s paper-profile supernet with `supernet`
+    arguments on top, through the suite's loop and method hooks (what a search runs)."""
     import dataclasses
     from benchmark.harness.config import resolve_config
     from benchmark.harness.loop import search_step
     from methods.base import StepContext
     from methods.registry import get_method
     from spaces import get_space
-    cfg = resolve_config("nb201", method, seed, "paper")
-    cfg = dataclasses.replace(cfg, batch_size=batch,
-                              supernet={**cfg.supernet, "C": C, "N": N, **VARIANTS[variant]})
+    cfg = resolve_config(space_name, method, seed, "paper")
+    cfg = dataclasses.replace(cfg, batch_size=batch, supernet={**cfg.supernet, **supernet})
     torch.manual_seed(seed)
-    space = get_space("nb201")
-    net = space.supernet(**cfg.supernet).to(device).train()
-    m = get_method(method)(space, net, cfg, torch.Generator().manual_seed(seed), device)
-    w_opt = torch.optim.SGD(net.parameters(), lr=cfg.w_lr, momentum=cfg.w_momentum,
-                            nesterov=cfg.w_nesterov, weight_decay=cfg.w_weight_decay)
-    ctx = StepContext(net, w_opt, 1, cfg.epochs, cfg.grad_clip, 25000, 25000)
-    tb, vb = _random_batches(batch, device, seed)
-
-    def step() -> None:
-        search_step(m, tb, vb, ctx, cfg.arch_first)
-        if device.startswith("cuda"):
-            torch.cuda.synchronize(device)
-    return step
-
-
-def _make_darts_step(method: str, variant: str, device: str, batch: int, seed: int = 0):
-    """One search step of `method` on the DARTS space's paper-profile network (C=16, 8 cells)
-    with the DARTS_VARIANTS supernet, through the suite's loop and method hooks."""
-    import dataclasses
-    from benchmark.harness.config import resolve_config
-    from benchmark.harness.loop import search_step
-    from methods.base import StepContext
-    from methods.registry import get_method
-    from spaces import get_space
-    cfg = resolve_config("darts", method, seed, "paper")
-    cfg = dataclasses.replace(cfg, batch_size=batch, supernet={**cfg.supernet, **DARTS_VARIANTS[variant]})
-    torch.manual_seed(seed)
-    space = get_space("darts")
+    space = get_space(space_name)
     net = space.supernet(**cfg.supernet).to(device).train()
     m = get_method(method)(space, net, cfg, torch.Generator().manual_seed(seed), device)
     w_opt = torch.optim.SGD(net.parameters(), lr=cfg.w_lr, momentum=cfg.w_momentum,

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from benchmark.harness.grid import UsageError, parse_names, parse_seeds
-from benchmark.paths import DEFAULT_DATA_DIR, data_source
+from benchmark.paths import DEFAULT_DATA_DIR, data_source, folder_problem
 from benchmark.retrain.profiles import DATASETS, PROFILES, SETTABLE, resolve
 
 # The spaces whose genotypes the DARTS evaluation network (spaces.darts.network) builds.
@@ -114,16 +114,7 @@ def finished_runs(results: Path, spaces: list[str], methods: list[str] | None) -
 
 def out_problem(out: Path) -> str:
     """Why retraining folders cannot be made under --out ('' if they can, as far as can be told)."""
-    if out.exists() and not out.is_dir():
-        return "is a file, not a folder; give a folder"
-    parent = out
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        return f"{parent} is a file, so no folder can be made below it; choose another folder"
-    if not os.access(parent, os.W_OK | os.X_OK):
-        return f"{parent} is not writable; choose another folder"
-    return ""
+    return folder_problem(out)
 
 
 def command_line_genotype(text: str) -> str:
