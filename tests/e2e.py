@@ -68,3 +68,58 @@ def interrupt_at_epoch(monkeypatch, epoch: int):
         return record(rd, cfg, method, space, ep, *rest, **kw)
     monkeypatch.setattr(loop, "_record", interrupted)
     return lambda: monkeypatch.setattr(loop, "_record", record)
+
+
+def sigint_once(cmd: list[str], cwd: Path, ready: Path, what: str) -> tuple[int, str]:
+    """Start `cmd`, send it SIGINT (Ctrl-C) once `ready` exists (its first checkpoint), and
+    return (exit code, stderr)."""
+    import os
+    import signal
+    import subprocess
+    import time
+    p = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "PYTHONPATH": str(cwd)})
+    try:
+        deadline = time.monotonic() + 300
+        while not ready.exists():
+            assert p.poll() is None and time.monotonic() < deadline, f"the {what} did not start"
+            time.sleep(0.1)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    return p.returncode, err
+
+
+def assert_workers_end(workers: set[int], timeout: float = 120) -> None:
+    """The pool workers (pids) end within `timeout` seconds after their parent was killed."""
+    import time
+    deadline = time.monotonic() + timeout
+    while any(alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(w) for w in workers), "workers outlived their parent"
+
+
+def children(pid: int) -> set[int]:
+    """Pids whose parent is `pid` (Linux /proc)."""
+    kids = set()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                kids.add(int(d.name))
+    return kids
+
+
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie (Linux /proc)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+

@@ -50,26 +50,12 @@ def test_a_hand_edited_config_json_is_refused_by_run_py(tmp_path, fast_cifar, be
 
 @pytest.mark.slow
 def test_ctrl_c_of_run_py_says_how_to_resume_without_a_traceback(tmp_path, fast_cifar, benchmarks):
-    import os
-    import signal
-    import subprocess
     import sys
-    import time
+    from tests.e2e import sigint_once
     from tests.harness.test_input_limits import REPO
     out = tmp_path / "results"
     cmd = [sys.executable, str(REPO / "benchmark" / "run.py"), "--methods", "darts", "--seeds", "0",
            "--epochs", "200", *_argv(tmp_path, fast_cifar, benchmarks)]
-    p = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env={**os.environ, "PYTHONPATH": str(REPO)})
-    try:
-        deadline = time.monotonic() + 300
-        while not (out / "nb201" / "darts" / "seed-0" / "checkpoint.pt").exists():
-            assert p.poll() is None and time.monotonic() < deadline, "the run did not start"
-            time.sleep(0.1)
-        p.send_signal(signal.SIGINT)
-        _, err = p.communicate(timeout=120)
-    finally:
-        if p.poll() is None:
-            p.kill()
-    assert p.returncode == 130, err
+    rc, err = sigint_once(cmd, REPO, out / "nb201" / "darts" / "seed-0" / "checkpoint.pt", "run")
+    assert rc == 130, err
     assert "Traceback" not in err and "resumes from its last checkpoint" in err

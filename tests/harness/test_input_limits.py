@@ -21,6 +21,7 @@ from benchmark.harness.loop import DivergenceError, check_divergence
 from benchmark.harness.records import atomic_write, atomic_write_json, read_json, read_jsonl
 from benchmark.harness.run_cli import build_parser, plan
 from benchmark.harness.worker import execute
+from tests.e2e import assert_workers_end, children
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["--profile", "smoke", "--set", "train_subset=64", "--threads", "1", "--no-progress"]
@@ -116,27 +117,6 @@ def test_dry_run_prints_as_it_plans_and_creates_nothing(tmp_path, cifar, benchma
 
 
 # ---- a killed parent stops its pool workers --------------------------------------------------
-def _children(pid: int) -> set[int]:
-    kids = set()
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                kids.add(int(d.name))
-    return kids
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 def test_pool_workers_stop_when_run_py_is_killed(tmp_path, fast_cifar, benchmarks):
@@ -152,14 +132,11 @@ def test_pool_workers_stop_when_run_py_is_killed(tmp_path, fast_cifar, benchmark
         while len(running()) < 2:  # both workers inside a run, past epoch 1
             assert parent.poll() is None and time.monotonic() < deadline, "the runs did not start"
             time.sleep(0.2)
-        workers = _children(parent.pid)
+        workers = children(parent.pid)
         started = {p.name for p in out.glob("nb201/darts/seed-*")}
         parent.send_signal(signal.SIGKILL)
         parent.wait()
-        deadline = time.monotonic() + 120
-        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not any(_alive(w) for w in workers), "workers outlived their parent"
+        assert_workers_end(workers)
         assert {p.name for p in out.glob("nb201/darts/seed-*")} == started  # nothing new started
         assert started and len(started) <= 3
         for p in out.glob("nb201/darts/seed-*"):

@@ -17,6 +17,7 @@ import pytest
 
 from benchmark.harness.records import read_jsonl, strip_timing
 from benchmark.retrain import cli
+from tests.e2e import sigint_once
 from tests.retrain.test_retrain import REPO, TINY, _args, keep_threads  # noqa: F401  (a fixture)
 
 RUN = Path("retrain") / "darts" / "DARTS_V2" / "seed-0"
@@ -87,7 +88,7 @@ def test_non_finite_values_exit_2(tmp_path, fast_cifar, capsys, value):
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 def test_pool_workers_stop_when_the_retraining_parent_is_killed(tmp_path, fast_cifar):
-    from tests.harness.test_input_limits import _alive, _children
+    from tests.e2e import assert_workers_end, children
     out = tmp_path / "pool"
     cmd = [sys.executable, "-m", "benchmark.retrain", "--genotype", "DARTS_V1", "--seeds", "0-1", "--jobs", "2",
            "--data", str(fast_cifar), "--out", str(out), *TINY, "--epochs", "200", "--set", "C=2",
@@ -102,13 +103,10 @@ def test_pool_workers_stop_when_the_retraining_parent_is_killed(tmp_path, fast_c
                       for r in runs):
             assert parent.poll() is None and time.monotonic() < deadline, "the retrainings did not start"
             time.sleep(0.2)
-        workers = _children(parent.pid)
+        workers = children(parent.pid)
         parent.send_signal(signal.SIGKILL)
         parent.wait()
-        deadline = time.monotonic() + 120
-        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not any(_alive(w) for w in workers), "workers outlived their parent"
+        assert_workers_end(workers)
         import torch
         for r in runs:
             assert not (r / "done.json").exists() and not (r / "failed.json").exists()
@@ -184,19 +182,8 @@ def test_ctrl_c_says_how_to_resume_without_a_traceback(tmp_path, fast_cifar):
     out = tmp_path / "c"
     cmd = [sys.executable, "-m", "benchmark.retrain", "--genotype", "DARTS_V2", "--data", str(fast_cifar),
            "--out", str(out), *TINY, "--epochs", "200", "--set", "C=2", "--set", "layers=3"]
-    p = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 300
-        while not (out / RUN / "checkpoint.pt").exists():
-            assert p.poll() is None and time.monotonic() < deadline, "the retraining did not start"
-            time.sleep(0.1)
-        p.send_signal(signal.SIGINT)
-        _, err = p.communicate(timeout=120)
-    finally:
-        if p.poll() is None:
-            p.kill()
-    assert p.returncode == 130, err
+    rc, err = sigint_once(cmd, REPO, out / RUN / "checkpoint.pt", "retraining")
+    assert rc == 130, err
     assert "Traceback" not in err and "resumes from its last checkpoint" in err
 
 
