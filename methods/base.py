@@ -118,6 +118,11 @@ class SearchMethod:
         return {} if cls.arch_first is None else {"arch_first": cls.arch_first}
 
     @classmethod
+    def check_space(cls, options, space) -> None:
+        """Raise ValueError naming the option when `options` cannot apply to `space` (called
+        at planning, before anything is created, and by the method's constructor)."""
+
+    @classmethod
     def option_names(cls) -> list[str]:
         return [f.name for f in fields(cls.Options)]
 

@@ -18,10 +18,54 @@ NB201 settings (RANDOM-NAS.py and RANDOM.config): 250 epochs, 100 candidates (`-
 100`, scripts-search/NAS-Bench-201-algos/RANDOM-NAS.sh), batches of 512, a selection after
 every epoch and at the end: the `paper` profile applies them. Assumed: before the first
 selection (epoch 0) the genotype is one uniform sample.
-DARTS space (Li & Talwalkar's CNN code): 100 epochs, 1000 candidates on 640 validation
-images, selection every 10 epochs (assumed); the source then re-scores its top 10 on the whole
-validation half, a second stage not implemented here. Their grad_clip default (0.25) is the
-PTB setting; the CNN value is not stated in the code, so the profile's 5 is kept (assumed).
+DARTS space (Li & Talwalkar's CNN code: liamcli/randomNAS_release master,
+searchers/random_weight_share.py and benchmarks/cnn/darts/darts_wrapper_discrete.py, on their
+DARTS fork liamcli/darts master, cnn/model_search.py; PyTorch 0.3.1 per its README; the
+supplement's section A.4 describes the same): 100 epochs of batch 64 (argparse defaults, lines
+171-172; B = int(epochs * 25000 / batch_size) steps, line 144), C=16, 8 cells.
+- Weight step: one sampled cell pair per step, ops drawn among all 8 ops, `none` included
+  (darts_wrapper_discrete.py `sample_arch`, line 266: np.random.choice(range(num_ops), 4) with
+  num_ops = len(PRIMITIVES) = 8; supplement A.4: "include the zero operation for both search
+  and evaluation"): option `sample_none`. The sample becomes 0/1 weights (lines 227-251) that
+  the search network's `forward(discrete=True)` uses as they are (model_search.py lines
+  103-116, fork commit dc2c5ac).
+- Every op runs: the fork's master MixedOp is `sum(w * op(x) ...)` over all ops (line 22) and
+  the cell sums every edge (line 54), so every op's BN running statistics move each step and
+  every weight gets a (zero) gradient, hence SGD's weight decay and momentum act on all weights
+  from the first step. This is the suite's reference network as it is (`supernet.skip_zero`
+  false). Only the later `proxyless` branch of the fork (commit 2383602, May 2019, written for
+  the larger proxyless search of darts_wrapper_discrete_proxyless.py) runs just the sampled ops
+  (`if w > 0`, `if sum(weights[offset+j]) > 0`): `--set supernet.skip_zero=true`. Under
+  PyTorch 0.3.1 `Optimizer.zero_grad` zeroed each existing gradient in place (it never set
+  one to None), so there an op once sampled keeps a zero gradient and keeps being decayed and
+  moved by momentum, while an op never sampled has no gradient and SGD skips it: option
+  `grads_in_place` (zero_grad(set_to_none=False); the checkpoint records which weights hold a
+  gradient, so a resumed run goes on alike). With every op running it changes nothing.
+- Selection, once, after training (random_weight_share.py main, lines 154-156): rounds of 1000
+  sampled cells (get_eval_arch, lines 81-115), max(1, int(B / 10000)) = 3 rounds for 100
+  epochs of batch 64 (line 84): option `rounds`, at the last selection only. Each candidate is
+  scored in eval mode on 10 batches of 64 (darts_wrapper_discrete.py `evaluate`, lines 180-219)
+  from the valid queue, which is built on the TRAINING data object, so with the training
+  transform (lines 64-65, 76-79; random crop and flip, cutout off at line 47): options
+  `candidate_batches`, `valid_batch_size`, `augment_valid`. Its iterator carries on across
+  candidates and rounds, restarting when exhausted (lines 198-203): one iterator per
+  selection here. The 10 best of a round (stable sort by error, first sampled first among
+  ties) are rescored on len(valid_queue) = ceil(25000 / 64) = 391 batches (`split='valid'`,
+  lines 102-110; option `rescore_top`), the round's best rescored cell is its winner, and the
+  top winner across the rounds is the answer (supplement A.4; the development branch sorts the
+  winners so, while master's main() writes out the first round's winner, line 161). The
+  record's diagnostics hold `candidates` (all rounds), `rounds` (each winner and its score),
+  `rescored`, `valid_images` and `rescore_images`. `select_every` 0: no selection before the
+  end (the per-epoch genotype is then the initial sample; --set method.select_every=k adds
+  one-round selections during training).
+- Candidates are drawn among the 7 non-`none` ops, which departs from the reference: a cell
+  with `none` is not a genotype of this suite (spaces/darts/genotype.py refuses it), so a
+  candidate holding `none` could not be recorded or retrained. The proxyless script draws its
+  candidates so too (`sample_arch(test=True)`).
+- Not reproduced: numpy's sampling stream and the data loader order; grad_clip: the argparse
+  default 0.25 (line 173) is shared with the PTB benchmark and the README has every run's
+  value set from the authors' spreadsheet, so the DARTS profile's 5 is kept (assumed).
+`smoke`: the same procedure at 2 rounds of 8 candidates on 2 batches of 16, the top 2 rescored.
 Space-agnostic: uses only sample_weights and derive (on the DARTS space a sample is a whole
 DARTS cell pair: 2 inputs per node, as their `sample_arch`).
 
@@ -99,15 +143,19 @@ class RandomWS(SearchMethod):
 
     def __init__(self, space, supernet, cfg, generator, device="cpu"):
         super().__init__(space, supernet, cfg, generator, device)
-        if self.opts.sample_none and "include_none" not in inspect.signature(space.sample_weights).parameters:
-            raise ValueError(f"method.sample_none=true needs a space whose samples can hold `none` "
-                             f"(darts); {space.name} samples its own way: set it false")
+        self.check_space(self.opts, space)
         self.grads_to_none = not self.opts.grads_in_place   # methods/base.py weight_step
         self.sampler = self.own_generator("sampler", 31)
         self.best = self.space.derive(self.space.sample_weights(self.sampler))
         self.best_acc: float | None = None
         if hasattr(supernet, "set_track_active_only"):   # NB201 with BN 1: only sampled ops' stats
             supernet.set_track_active_only(True)
+
+    @classmethod
+    def check_space(cls, options, space) -> None:
+        if options.sample_none and "include_none" not in inspect.signature(space.sample_weights).parameters:
+            raise ValueError(f"method.sample_none=true needs a space whose samples can hold `none` "
+                             f"(darts); {space.name} samples its own way: set it false")
 
     @classmethod
     def profile_overrides(cls, space: str, profile: str) -> dict[str, Any]:

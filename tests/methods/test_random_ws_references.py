@@ -168,10 +168,13 @@ def test_darts_weight_step_samples_draw_none_and_candidates_do_not():
 
 
 def test_sample_none_is_refused_where_samples_cannot_hold_none():
+    """At planning (resolve_config validates), before anything is created."""
     from spaces.nb201 import NB201Space
-    cfg = resolve_config("nb201", "random-ws", 0, "smoke", sets=["method.sample_none=true"])
+    with pytest.raises(ValueError, match="method.sample_none=true needs a space"):
+        resolve_config("nb201", "random-ws", 0, "smoke", sets=["method.sample_none=true"])
     with pytest.raises(ValueError, match="method.sample_none"):
-        RandomWS(NB201Space(), _Net(), cfg, torch.Generator().manual_seed(0))
+        RandomWS.check_space(RandomWS.Options(sample_none=True), NB201Space())
+    resolve_config("darts", "random-ws", 0, "smoke", sets=["method.sample_none=true"])
 
 
 def _one_hot(entries):
