@@ -118,6 +118,11 @@ class SearchMethod:
         return {} if cls.arch_first is None else {"arch_first": cls.arch_first}
 
     @classmethod
+    def check_space(cls, options, space) -> None:
+        """Raise ValueError naming the option when `options` cannot apply to `space` (called
+        at planning, before anything is created, and by the method's constructor)."""
+
+    @classmethod
     def option_names(cls) -> list[str]:
         return [f.name for f in fields(cls.Options)]
 
@@ -163,8 +168,14 @@ class SearchMethod:
         the clip also covers) on a space in `clip_arch_spaces`; none by default."""
         return weights, []
 
+    # False: the weight step zeroes gradients in place (zero_grad(set_to_none=False), as
+    # PyTorch before 2.0 did); a parameter that has had a gradient keeps a (zero) one, so SGD's
+    # weight decay and momentum keep acting on it in steps that do not reach it (random-ws'
+    # `grads_in_place`)
+    grads_to_none: bool = True
+
     def weight_step(self, batch: Batch, ctx: StepContext) -> dict:
-        ctx.w_optimizer.zero_grad(set_to_none=True)
+        ctx.w_optimizer.zero_grad(set_to_none=self.grads_to_none)
         weights, extra = self.weight_step_weights(batch, ctx), []
         if self.space.name in self.clip_arch_spaces:
             weights, extra = self.arch_in_clip(weights)

@@ -252,7 +252,8 @@ def validate_config(cfg: SearchConfig) -> None:
     _need(cfg.score_hp in hps, "score_hp", f"one of {', '.join(map(repr, hps))} (the training schedules "
           f"of the {space.benchmark} benchmark)", cfg.score_hp)
     try:
-        get_method(cfg.method).Options(**cfg.method_options)
+        method = get_method(cfg.method)
+        method.check_space(method.Options(**cfg.method_options), space)
     except TypeError as e:  # an unknown option name
         raise ConfigError(f"method options of {cfg.method}: {e}") from None
     except ValueError as e:

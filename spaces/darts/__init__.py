@@ -96,7 +96,9 @@ class DartsSpace:
     def supernet(self, **kwargs) -> nn.Module:
         """kwargs: C (16), layers (8), num_classes (10), stem_multiplier (3), impl ('reference',
         the profiles' default too; 'fast' is opt-in: --set supernet.impl=fast); impl='fast' also takes channels_last (True) and
-        skip_zero (True) (see spaces/darts/fast.py)."""
+        skip_zero (True) (see spaces/darts/fast.py); impl='reference' takes skip_zero (False):
+        ops of weight exactly 0 are not run when the weights need no gradient (see
+        spaces/darts/search_network.py)."""
         impl = kwargs.pop("impl", "reference")
         if impl == "fast":
             from spaces.darts.fast import FastSearchNetwork
@@ -147,15 +149,19 @@ class DartsSpace:
         return LogitsOnly(network(genotype, C=PROXY_C, layers=PROXY_LAYERS, num_classes=num_classes,
                                   auxiliary=False))
 
-    def sample_weights(self, generator: torch.Generator) -> Weights:
+    def sample_weights(self, generator: torch.Generator, include_none: bool = False) -> Weights:
         """A uniformly sampled DARTS cell pair as mixing weights, as random search with weight
         sharing samples it (Li & Talwalkar, liamcli/randomNAS_release darts_wrapper_discrete.py
         `sample_arch`): per intermediate node 2 distinct inputs drawn uniformly, each with a
         uniformly drawn op; weight 1 on those (edge, op) entries, 0 elsewhere (unchosen edges
-        contribute nothing). Ops are drawn among the 7 non-`none` ops (a derived cell has no
-        `none`), so `derive` of a sample returns exactly the sampled cells."""
+        contribute nothing). By default ops are drawn among the 7 non-`none` ops (a derived cell
+        has no `none`), so `derive` of a sample returns exactly the sampled cells.
+        include_none=True: among all 8 ops, `none` included, as the reference draws them
+        (darts_wrapper_discrete.py line 266, `np.random.choice(range(num_ops), 4)` with
+        num_ops = len(PRIMITIVES) = 8); an input sampled with `none` then contributes zero, and
+        `derive` of such a sample is not the sampled cell (a genotype here has no `none`)."""
         out = {}
-        real = [k for k in range(len(OPS)) if k != NONE]
+        real = list(range(len(OPS))) if include_none else [k for k in range(len(OPS)) if k != NONE]
         for name in ("normal", "reduce"):
             w = torch.zeros(NUM_EDGES, len(OPS))
             start = 0

@@ -15,6 +15,18 @@ see spaces/base.py). Optional weights[input_key("normal")] / [input_key("reduce"
 (14,) tensor, multiply each edge's input (spaces.base.input_key; BayesNAS' edge switch).
 BN layers keep running statistics (PyTorch's default, as the authors).
 Defaults C=16, layers=8 are the authors' train_search.py settings.
+
+`skip_zero` (False): when the mixing weights need no gradient (random search's one-hot
+samples), an op whose weight is exactly 0 is not run, nor an edge whose weights are all 0, as
+the proxyless branch of Li & Talwalkar's DARTS fork runs its discrete architectures
+(liamcli/darts, branch `proxyless`, commit 2383602, cnn/model_search.py line 22 `if w > 0`,
+line 54 `if sum(weights[offset+j]) > 0`). The output is the same; what changes is that a
+skipped op's BN running statistics do not move in that step (train mode), and its parameters
+get no gradient from it (autograd never reaches them: `.grad` stays None, or stays as the
+optimizer's zero_grad left it). The fast network's `skip_zero` (spaces/darts/fast.py) skips
+the same ops with the same outputs and statistics, but hands the skipped parameters zero
+gradients. Default False: every op runs, as quark0/darts and the master branch of Li &
+Talwalkar's fork (cnn/model_search.py line 22).
 """
 from __future__ import annotations
 
@@ -36,8 +48,11 @@ class MixedOp(nn.Module):
             ops.append(op)
         self.ops = nn.ModuleList(ops)
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        return sum(w[o] * op(x) for o, op in enumerate(self.ops))
+    def forward(self, x: torch.Tensor, w: torch.Tensor, nonzero: list[bool] | None = None) -> torch.Tensor:
+        """nonzero (optional): run only the ops it marks (SearchNetwork's skip_zero)."""
+        if nonzero is None:
+            return sum(w[o] * op(x) for o, op in enumerate(self.ops))
+        return sum(w[o] * op(x) for o, op in enumerate(self.ops) if nonzero[o])
 
 
 class SearchCell(nn.Module):
@@ -52,10 +67,13 @@ class SearchCell(nn.Module):
                                    for i in range(steps) for j in range(i + 2))
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor,
-                edge_input: torch.Tensor | None = None) -> torch.Tensor:
+                edge_input: torch.Tensor | None = None, skip_zero: bool = False) -> torch.Tensor:
         """weights (14, 8) scale the op outputs; edge_input (14,), optional, multiplies each
-        edge's input (edge e computes sum_o w[e, o] * op_o(m[e] * h))."""
+        edge's input (edge e computes sum_o w[e, o] * op_o(m[e] * h)); skip_zero: ops (and
+        edges) of weight exactly 0 are not run (SearchNetwork's skip_zero)."""
         states = [self.preprocess0(s0), self.preprocess1(s1)]
+        if skip_zero:
+            return self._forward_nonzero(states, weights, edge_input)
         offset = 0
         for _ in range(self.steps):
             if edge_input is None:
@@ -67,13 +85,36 @@ class SearchCell(nn.Module):
             states.append(s)
         return torch.cat(states[-self.multiplier:], dim=1)
 
+    def _forward_nonzero(self, states: list[torch.Tensor], weights: torch.Tensor,
+                         edge_input: torch.Tensor | None) -> torch.Tensor:
+        nonzero = (weights != 0).tolist()
+        offset = 0
+        for _ in range(self.steps):
+            terms = []
+            for j, h in enumerate(states):
+                e = offset + j
+                if any(nonzero[e]):
+                    terms.append(self.edges[e](h if edge_input is None else h * edge_input[e],
+                                               weights[e], nonzero[e]))
+            if terms:
+                s = sum(terms)
+            else:   # every in-edge skipped: the node is exactly zero
+                B, C, H, W = states[0].shape
+                if self.reduction:   # the stride-2 ops' output size
+                    H, W = (H + 1) // 2, (W + 1) // 2
+                s = states[0].new_zeros(B, C, H, W)
+            offset += len(states)
+            states.append(s)
+        return torch.cat(states[-self.multiplier:], dim=1)
+
 
 class SearchNetwork(nn.Module):
     impl = "reference"  # `supernet.impl`; spaces/darts/fast.py's network says "fast"
 
     def __init__(self, C: int = 16, layers: int = 8, num_classes: int = 10, steps: int = 4,
-                 multiplier: int = 4, stem_multiplier: int = 3):
+                 multiplier: int = 4, stem_multiplier: int = 3, skip_zero: bool = False):
         super().__init__()
+        self.skip_zero = skip_zero   # see the module docstring
         if layers < 3:
             raise ValueError(f"supernet.layers must be >= 3 (two reduction cells and a normal one), got {layers}")
         if C < 1 or C % 2:
@@ -112,10 +153,13 @@ class SearchNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor, weights: Weights) -> torch.Tensor:
         s0 = s1 = self.stem(x)
+        skip = {name: self.skip_zero and not weights[name].requires_grad for name in ("normal", "reduce")}
         for cell in self.cells:
             name = "reduce" if cell.reduction else "normal"
             m = weights.get(input_key(name))   # optional (14,) edge-input multipliers
-            if m is None:
+            if skip[name]:
+                s0, s1 = s1, cell(s0, s1, weights[name], m, skip_zero=True)
+            elif m is None:
                 s0, s1 = s1, cell(s0, s1, weights[name])
             else:
                 s0, s1 = s1, cell(s0, s1, weights[name], m)

@@ -241,6 +241,8 @@ def test_new_commit_or_package_version_is_provenance_not_identity(tmp_path, cifa
     (["--methods", "balenas", "--set", "method.num_samples=0"], ["method.num_samples must be a whole number >= 1"]),
     (["--methods", "balenas-tf", "--set", "method.proxy=snip"], ["method.proxy must be one of"]),
     (["--methods", "random-ws", "--set", "method.num_candidates=0"], ["method.num_candidates"]),
+    (["--methods", "random-ws", "--set", "method.rounds=0"], ["method.rounds must be a whole number >= 1"]),
+    (["--methods", "random-ws", "--set", "method.sample_none=true"], ["method.sample_none=true needs a space"]),
     (["--methods", "sdarts-adv", "--set", "method.attack_steps=0"], ["method.attack_steps"]),
     (["--methods", "sdarts-rs", "--set", "method.epsilon_max=0.01"], ["method.epsilon_max must be a number in [epsilon_min"]),
     (["--methods", "bayesnas", "--set", "method.switch_lr=-1"], ["method.switch_lr must be a number > 0"]),

@@ -157,9 +157,9 @@ def test_the_loop_hands_candidates_test_transform_batches_of_the_architecture_ha
     got = []
     real = RandomWS.select
 
-    def spy(self, ctx):
+    def spy(self, ctx, *rounds):
         got.append(next(ctx.eval_batches(16)))
-        return real(self, ctx)
+        return real(self, ctx, *rounds)
     monkeypatch.setattr(RandomWS, "select", spy)
     run_tiny("random-ws", tmp_path)
     data = cached_data(str(DATA))
