@@ -23,7 +23,7 @@ from benchmark.harness.records import append_jsonl, atomic_write, atomic_write_j
 from benchmark.harness.rundir import IdentityMismatch, RunDir, identity_differences
 from methods.base import StepContext
 from methods.registry import get_method
-from spaces import get_space
+from spaces import space_for
 
 Scorer = Callable[[str, dict], "dict | None"]
 
@@ -145,7 +145,7 @@ def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.nd
     valid = BatchStream(data.x_train[valid_idx], data.y_train[valid_idx], cfg.batch_size, True,
                         streams["valid"], device)
 
-    space = get_space(cfg.space)
+    space = space_for(cfg.space, cfg.supernet)   # configured by the run (the DARTS op set)
     supernet = space.supernet(**cfg.supernet).to(device)
     method = get_method(cfg.method)(space, supernet, cfg, streams["arch_init"], device)
     w_opt = torch.optim.SGD(supernet.parameters(), lr=cfg.w_lr, momentum=cfg.w_momentum,
