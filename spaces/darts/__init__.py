@@ -90,6 +90,9 @@ class DartsSpace:
     def __init__(self, name: str = "darts", op_set: str | None = None,
                  op_sets: tuple[str, ...] = ("darts", "s5")):
         self.name, self.op_sets = name, tuple(op_sets)
+        # in run_all.sh's default grid (analysis/grid_defaults.py): `darts` only; the RobustDARTS
+        # spaces are run when named (--spaces darts-s1,...)
+        self.default_grid = name == "darts"
         self.op_set = op_set or self.op_sets[0]
         if self.op_set not in self.op_sets:
             raise ValueError(f"supernet.op_set of space {name} must be one of {', '.join(self.op_sets)}, "
