@@ -221,7 +221,7 @@ DARTS_V2 = _g(  # second order: the paper's DARTS cell
      ("max_pool_3x3", 0), ("skip_connect", 2), ("skip_connect", 2), ("max_pool_3x3", 1)])
 # SDARTS's CIFAR-10 cells from the 7-op DARTS space (s5) (xiangning-chen/SmoothDARTS
 # sota/cnn/genotypes.py line 26 `c10_s5_random` = SDARTS-RS, line 27 `c10_s5_pgd` = SDARTS-ADV;
-# SDARTS paper Table 2 reports 3.4M and 3.3M parameters).
+# 3.4M and 3.3M parameters as quoted in DARTS-PT / TE-NAS Table 2).
 SDARTS_RS = _g(
     [("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("sep_conv_5x5", 1), ("skip_connect", 0),
      ("sep_conv_3x3", 3), ("skip_connect", 1), ("sep_conv_3x3", 1), ("dil_conv_3x3", 2)],

@@ -142,8 +142,8 @@ def test_noise_op_and_s4_networks():
 @pytest.mark.parametrize("genotype, params", [(SDARTS_RS, 3_606_166), (SDARTS_ADV, 3_344_806)])
 def test_named_sdarts_cells_parameter_counts(genotype, params):
     # SmoothDARTS sota/cnn/genotypes.py c10_s5_random / c10_s5_pgd in the 36-channel 20-cell
-    # network, auxiliary head excluded (utils.count_parameters_in_MB). The SDARTS paper
-    # (Table 2) reports 3.4M (RS) and 3.3M (ADV): ADV agrees, RS's published cell counts 3.6M.
+    # network, auxiliary head excluded (utils.count_parameters_in_MB). Quoted for SDARTS
+    # (DARTS-PT / TE-NAS Table 2): 3.4M (RS), 3.3M (ADV): ADV agrees, RS's published cell counts 3.6M.
     assert count_parameters(network(genotype)) == params
 
 
