@@ -172,3 +172,15 @@ def test_darts_on_s4_with_the_fast_network_end_to_end(tmp_path):
     alpha = rows[-1]["arch"]["alpha"]
     assert [len(alpha["reduce"]), len(alpha["reduce"][0])] == [14, 2]
     assert set(rows[-1]["genotype_info"]["op_counts"]["normal"]) == {"noise", "sep_conv_3x3"}
+
+
+def test_report_labels_a_runs_heatmap_with_its_own_op_set(tmp_path):
+    import json
+
+    from analysis.report import _arch_axes
+    (tmp_path / "config.json").write_text(json.dumps({"space": "darts", "supernet": {"op_set": "s5"}}))
+    rows, cols = _arch_axes("darts", tmp_path)["normal"]
+    assert cols == list(OPS[1:]) and rows[0] == "2<-0"
+    assert _arch_axes("darts")["normal"][1] == list(OPS)          # no run: the space's own 8
+    (tmp_path / "config.json").write_text("{damaged")
+    assert _arch_axes("darts", tmp_path)["normal"][1] == list(OPS)  # unreadable config: defaults
