@@ -13,6 +13,7 @@ report); 2 bad input or the report folder cannot be written (nothing changed).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -283,8 +284,8 @@ def _build(results: Path, out: Path, heatmap_runs: int, include_damaged: bool) -
     shown = runs if include_damaged else runs[~C.damaged(runs)]
     done = shown[shown.status.isin(["done", "partial", "damaged"])].sort_values(["space", "method", "seed"])
     for (space, method), grp in done.groupby(["space", "method"]):
-        axes = _arch_axes(space)
         for _, r in grp.head(heatmap_runs).iterrows():
+            axes = _arch_axes(space, r.path)   # the run's own op set (DARTS: supernet.op_set)
             figs.append((f"Architecture weights per epoch: {space}/{method}/seed-{r.seed}",
                          P.arch_heatmap(C.arch_history(r.path), f"{space} / {method} / seed {r.seed}: "
                                         "architecture weights per search epoch",
@@ -337,9 +338,17 @@ def _space(name: str):
         return None
 
 
-def _arch_axes(space_name: str) -> dict | None:
+def _arch_axes(space_name: str, run_path=None) -> dict | None:
+    """Row and column labels of the space's architecture tensors, for the run at `run_path`
+    where given (its config.json's supernet arguments configure the space: the DARTS op set)."""
     from spaces.base import arch_axes
     space = _space(space_name)
+    if space is not None and run_path is not None and hasattr(space, "for_supernet"):
+        try:
+            supernet = json.loads((Path(run_path) / "config.json").read_text()).get("supernet") or {}
+            space = space.for_supernet(supernet)
+        except (OSError, ValueError, TypeError, AttributeError):
+            pass   # no or damaged config: the space's default labels
     try:
         return arch_axes(space) if space is not None else None
     except AttributeError:  # a space without labels: generic ones
@@ -448,6 +457,9 @@ def _cells_section(final: pd.DataFrame, runs: pd.DataFrame, space_name: str, kin
                                 graphs[r.seed])], space.ops(), f"{space_name} / {method}: final answer",
                               fig_dir / "cells", f"cell_{space_name}_{_slug(method)}_seed{r.seed}")
             arch = _final_arch(runs, r)
+            match = runs[(runs.space == r.space) & (runs.method == r.method) & (runs.seed == r.seed)]
+            if len(match):
+                axes = _arch_axes(space_name, match.path.iloc[0])
             if arch:
                 P.arch_final_heatmap(arch, axes, f"{space_name} / {method} / seed {r.seed}: "
                                      "final architecture weights", fig_dir / "arch",

@@ -17,8 +17,13 @@ the SDARTS code's protocol differs from AutoDL's (100 epochs, wd 3e-4, no Nester
 halves, BN track_running_stats=True, architecture step first): the `paper` profile applies it.
 DARTS space: the SDARTS code's sota/cnn/train_search.py uses the DARTS values (50 epochs,
 batch 64, lr 0.025 -> 0.001, wd 3e-4, momentum 0.9, first/second halves of the training set,
-architecture step first, epsilon_alpha 0.3 ramped from 0.03): the space's `paper` profile,
-no override. Its search network file (sota/cnn/model_search.py) was not readable here.
+architecture step first, epsilon_alpha 0.3 ramped from 0.03): the space's `paper` profile.
+Its op set is not DARTS's 8: sota/cnn/spaces.py lines 80-92 and 99 define the "original DARTS
+space" `s5` with `'none'` commented out, and the published CIFAR-10 cells (sota/cnn/genotypes.py
+lines 26-27, c10_s5_random / c10_s5_pgd) come from it, so on `darts` every profile sets
+`supernet.op_set=s5` (7 ops, (14, 7) tensors; epsilon perturbs a 7-op simplex). It is a supernet
+argument set here rather than a space of its own so that `--spaces darts` compares the methods
+on one space name while the op set stays in each run's identity (config.json `supernet`).
 On NAS-Bench-1Shot1 the SDARTS code (chenxiangning/SmoothDARTS, its 1Shot1 copy of
 optimizers/darts/train_search.py) keeps the 1Shot1 protocol but defaults to 100 epochs, and
 its README commands do not change that: the `paper` profile runs 100 epochs there. (Read in
@@ -119,6 +124,8 @@ class _Sdarts(SearchMethod):
     @classmethod
     def profile_overrides(cls, space: str, profile: str) -> dict[str, Any]:
         out: dict[str, Any] = {"arch_first": True}
+        if space == "darts":   # the SDARTS DARTS space: no `none` (sota/cnn/spaces.py line 81)
+            out["supernet.op_set"] = "s5"
         if space == "nb201" and profile == "paper":
             out.update({"epochs": 100, "w_weight_decay": 3e-4, "w_nesterov": False,
                         "split": "contiguous", "supernet.track_running_stats": True})

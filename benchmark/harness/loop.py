@@ -23,7 +23,7 @@ from benchmark.harness.records import append_jsonl, atomic_write, atomic_write_j
 from benchmark.harness.rundir import IdentityMismatch, RunDir, identity_differences
 from methods.base import StepContext
 from methods.registry import get_method
-from spaces import get_space
+from spaces import space_for
 
 Scorer = Callable[[str, dict], "dict | None"]
 
@@ -145,7 +145,7 @@ def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.nd
     valid = BatchStream(data.x_train[valid_idx], data.y_train[valid_idx], cfg.batch_size, True,
                         streams["valid"], device)
 
-    space = get_space(cfg.space)
+    space = space_for(cfg.space, cfg.supernet)   # configured by the run (the DARTS op set)
     supernet = space.supernet(**cfg.supernet).to(device)
     method = get_method(cfg.method)(space, supernet, cfg, streams["arch_init"], device)
     w_opt = torch.optim.SGD(supernet.parameters(), lr=cfg.w_lr, momentum=cfg.w_momentum,
@@ -192,16 +192,22 @@ def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.nd
         check_divergence(rows, epoch, max_loss)
         lr_used = w_opt.param_groups[0]["lr"]
         diagnostics = method.epoch_end(epoch, ctx)
+        hessian_s = 0.0
         if cfg.hessian_every and rows and epoch % cfg.hessian_every == 0:  # stability diagnostic
+            # A measurement, not part of the search: its time is kept out of the epoch's time
+            # and the run's wall time (the search cost), and recorded on its own.
             from benchmark.harness.hessian import hessian_max_eig
+            th = time.perf_counter()
             kind = getattr(space, "hessian_diagnostic", "dominant")   # the space's source's quantity
             diagnostics = {**diagnostics, "hessian_max_eig":
                            hessian_max_eig(method, valid_batch, seed=cfg.seed * 1000 + epoch,
                                            kind=kind, weight_decay=cfg.a_weight_decay)}
+            hessian_s = time.perf_counter() - th
         sched.step()
-        dt = time.perf_counter() - t0
+        dt = time.perf_counter() - t0 - hessian_s
         wall += dt
-        _record(rd, cfg, method, space, epoch, rows, w_opt, dt, wall, diagnostics, scorer, lr_used, on_record)
+        _record(rd, cfg, method, space, epoch, rows, w_opt, dt, wall, diagnostics, scorer, lr_used, on_record,
+                hessian_s)
         state = {"epoch": epoch, "wall_seconds": wall, "identity": cfg.to_json(),
                  "supernet": supernet.state_dict(),
                  "method": method.state_dict(), "w_optimizer": w_opt.state_dict(),
@@ -223,7 +229,8 @@ def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.nd
 
 def _record(rd: RunDir, cfg: SearchConfig, method, space, epoch: int, rows: list[dict], w_opt,
             dt: float, wall: float, diagnostics: dict, scorer: Scorer | None,
-            lr_used: float | None = None, on_record: Callable[[dict], None] | None = None) -> None:
+            lr_used: float | None = None, on_record: Callable[[dict], None] | None = None,
+            hessian_s: float = 0.0) -> None:
     genotype = method.derive()
     info = space.genotype_info(genotype)
     rec = {
@@ -236,7 +243,10 @@ def _record(rd: RunDir, cfg: SearchConfig, method, space, epoch: int, rows: list
         "w_lr": lr_used, "a_lr": method.arch_optimizer.param_groups[0]["lr"],
         "diagnostics": diagnostics,
         "benchmark": scorer(genotype, info) if scorer else None,
-        "timing": {"epoch_seconds": dt, "wall_seconds": wall},
+        # epoch_seconds / wall_seconds: the search's own time; a Hessian diagnostic's time is
+        # outside them (hessian_seconds, only in epochs that computed it)
+        "timing": {"epoch_seconds": dt, "wall_seconds": wall,
+                   **({"hessian_seconds": hessian_s} if hessian_s else {})},
     }
     selected = diagnostics.get("selected_genotype")
     if selected is not None:  # a method whose answer is not argmax (BaLeNAS-TF, random-ws)

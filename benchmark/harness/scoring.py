@@ -87,7 +87,7 @@ def rescore(results: Path, benchmarks_dir: Path | None, log=None) -> tuple[int, 
     from types import SimpleNamespace
     from benchmark.harness.records import DamagedFile, read_json, rewrite_jsonl, scan_jsonl
     from benchmark.harness.rundir import RunDir, records_problems
-    from spaces import get_space
+    from spaces import space_for
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     runs = recs = 0
     skipped: list[str] = []
@@ -129,7 +129,7 @@ def rescore(results: Path, benchmarks_dir: Path | None, log=None) -> tuple[int, 
                     "--retry-failed)")
                 continue
             rows = scan.rows
-            space = get_space(cfg.space)
+            space = space_for(cfg.space, cfg.supernet if isinstance(getattr(cfg, "supernet", None), dict) else {})
             for r in rows:
                 r["benchmark"] = scorer(r["genotype"], r.get("genotype_info", {}))
                 if r.get("selected_genotype"):

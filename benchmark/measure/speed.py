@@ -128,11 +128,11 @@ def _make_space_step(space_name: str, method: str, supernet: dict, device: str, 
     from benchmark.harness.loop import search_step
     from methods.base import StepContext
     from methods.registry import get_method
-    from spaces import get_space
+    from spaces import space_for
     cfg = resolve_config(space_name, method, seed, "paper")
     cfg = dataclasses.replace(cfg, batch_size=batch, supernet={**cfg.supernet, **supernet})
     torch.manual_seed(seed)
-    space = get_space(space_name)
+    space = space_for(space_name, cfg.supernet)
     net = space.supernet(**cfg.supernet).to(device).train()
     m = get_method(method)(space, net, cfg, torch.Generator().manual_seed(seed), device)
     w_opt = torch.optim.SGD(net.parameters(), lr=cfg.w_lr, momentum=cfg.w_momentum,

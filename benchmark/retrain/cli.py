@@ -2,7 +2,8 @@
 
 Genotypes from one finished search run (--run), from every finished run of a results folder
 (--results, with --spaces/--methods), or given on the command line (--genotype: the DARTS
-text form, or a published cell's name: DARTS_V1, DARTS_V2). Each (genotype, retraining seed)
+text form, or a published cell's name: DARTS_V1, DARTS_V2, SDARTS_RS, SDARTS_ADV; the SDARTS
+authors' names c10_s5_random / c10_s5_pgd are accepted for the last two). Each (genotype, retraining seed)
 is one run folder (see benchmark/retrain/job.py) that resumes after a kill and is skipped
 once done. Exit codes: 0 all done, 1 some run failed or was refused, 2 bad input (nothing
 was created).
@@ -21,7 +22,7 @@ from benchmark.paths import DEFAULT_DATA_DIR, data_source, folder_problem
 from benchmark.retrain.profiles import DATASETS, PROFILES, SETTABLE, resolve
 
 # The spaces whose genotypes the DARTS evaluation network (spaces.darts.network) builds.
-RETRAINABLE = ("darts",)
+RETRAINABLE = ("darts", "darts-s1", "darts-s2", "darts-s3", "darts-s4")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,14 +31,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m benchmark.retrain", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  python -m benchmark.retrain --results results --spaces darts --seeds 0-1 --profile smoke\n"
-               "  python -m benchmark.retrain --genotype DARTS_V2 --seeds 0 --profile paper --devices cuda:0")
+               "  python -m benchmark.retrain --genotype DARTS_V2 --seeds 0 --profile paper --devices cuda:0\n"
+               "  python -m benchmark.retrain --genotype SDARTS_RS --genotype SDARTS_ADV --seeds 0 --profile paper")
     src = p.add_argument_group("what to retrain (exactly one)").add_mutually_exclusive_group(required=True)
     src.add_argument("--run", action="append", metavar="RUN_DIR",
                      help="a finished search run folder (its done.json genotype); repeatable")
     src.add_argument("--results", metavar="DIR", help="every finished run of the --spaces under this results folder")
     src.add_argument("--genotype", action="append", metavar="TEXT|NAME",
                      help="Genotype(normal=[...], normal_concat=[2, 3, 4, 5], reduce=[...], "
-                          "reduce_concat=[2, 3, 4, 5]) or DARTS_V1 / DARTS_V2; repeatable")
+                          "reduce_concat=[2, 3, 4, 5]) or a published cell's name: DARTS_V1, DARTS_V2, "
+                          "SDARTS_RS (alias c10_s5_random), SDARTS_ADV (alias c10_s5_pgd); repeatable")
     p.add_argument("--spaces", default="darts", help=f"with --results: comma list of {', '.join(RETRAINABLE)} (default darts)")
     p.add_argument("--methods", default=None, help="with --results: only these methods (default: all found)")
     p.add_argument("--seeds", default="0", help="retraining seeds (not the search seeds), e.g. 0-1 (default 0)")
@@ -118,13 +121,14 @@ def out_problem(out: Path) -> str:
 
 
 def command_line_genotype(text: str) -> str:
-    from spaces.darts import PUBLISHED, GenotypeError, canonical
-    if text.strip() in PUBLISHED:
-        return PUBLISHED[text.strip()]
+    from spaces.darts import ALIASES, PUBLISHED, GenotypeError, canonical
+    name = ALIASES.get(text.strip(), text.strip())
+    if name in PUBLISHED:
+        return PUBLISHED[name]
     try:
         return canonical(text)
     except GenotypeError as e:
-        raise UsageError(f"--genotype: {e} (or name a published cell: {', '.join(PUBLISHED)})") from None
+        raise UsageError(f"--genotype: {e} (or name a published cell: {', '.join([*PUBLISHED, *ALIASES])})") from None
 
 
 def plan(args, skipped: list[str] | None = None) -> list:

@@ -12,6 +12,14 @@ defaults, run with --auxiliary --cutout as the README's CIFAR-10 command does):
   of every epoch gives.)
 `smoke` runs the same code on a CPU in seconds: a tiny network on a few hundred images.
 
+BN weight init (`bn_init`): the authors ran PyTorch 0.3, whose BatchNorm initialised its weight
+(gamma) uniformly in [0, 1) (torch/nn/modules/batchnorm.py `reset_parameters`: weight.uniform_(),
+bias.zero_()); PyTorch >= 0.4 initialises it to 1. Both profiles use today's `ones`;
+`--set bn_init=uniform` redraws every affine BN weight of the network U[0, 1) after it is built
+(the same distribution as 0.3; the draws come after the convolutions', so the stream of random
+numbers is not 0.3's). It is part of the identity only when it is not the default, so the
+retraining runs made before the option existed keep their identity.
+
 A config is a retraining run's identity (config.json); a rerun with a different one is
 refused. Every value is validated here (`validate`), before anything is created.
 """
@@ -24,12 +32,13 @@ from dataclasses import dataclass
 from typing import Any
 
 PROFILES = ("paper", "smoke")
+BN_INITS = ("ones", "uniform")
 DATASETS = {"cifar10": 10, "cifar100": 100}
 
 PAPER: dict[str, Any] = dict(
     epochs=600, batch_size=96, lr=0.025, lr_min=0.0, momentum=0.9, weight_decay=3e-4,
     grad_clip=5.0, cutout_length=16, drop_path_prob=0.2, auxiliary=True, auxiliary_weight=0.4,
-    C=36, layers=20, train_subset=None, test_subset=None, eval_batch_size=96)
+    C=36, layers=20, train_subset=None, test_subset=None, eval_batch_size=96, bn_init="ones")
 
 SMOKE: dict[str, Any] = {**PAPER, **dict(
     epochs=2, batch_size=32, C=4, layers=5, train_subset=256, test_subset=128, eval_batch_size=128)}
@@ -59,11 +68,15 @@ class RetrainConfig:
     train_subset: int | None = None   # first N training images (None = all)
     test_subset: int | None = None    # first N test images (None = all)
     eval_batch_size: int = 96
+    bn_init: str = "ones"             # BN weight init: ones (PyTorch >= 0.4) | uniform (0.3's U[0, 1))
     data_md5: str = ""                # filled in when the data is loaded
     kind: str = "retrain"             # tells a retraining folder from a search run's
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if d["bn_init"] == "ones":   # the default: left out, so older identities still match
+            del d["bn_init"]
+        return d
 
     @classmethod
     def from_json(cls, d: dict) -> "RetrainConfig":
@@ -88,6 +101,7 @@ _RULES: dict[str, tuple] = {
     "layers": (lambda v: isinstance(v, int) and v >= 3, "an integer >= 3 (two reduction cells and a normal one)"),
     "train_subset": (lambda v: v is None or (isinstance(v, int) and v >= 1), "none or an integer >= 1"),
     "test_subset": (lambda v: v is None or (isinstance(v, int) and v >= 1), "none or an integer >= 1"),
+    "bn_init": (lambda v: v in BN_INITS, "one of ones (PyTorch >= 0.4, the default), uniform (PyTorch 0.3: U[0, 1))"),
 }
 SETTABLE = tuple(_RULES)
 
@@ -103,6 +117,8 @@ def _coerce(key: str, text: str, like: Any) -> Any:
             if low in ("0", "false", "no"):
                 return False
             raise ValueError
+        if key == "bn_init":
+            return low
         if key in ("train_subset", "test_subset") and low in ("none", "null", "all"):
             return None
         if key in ("epochs", "batch_size", "eval_batch_size", "cutout_length", "C", "layers",

@@ -17,7 +17,8 @@ MESSAGE = ("DARTS-space genotypes are scored by retraining: "
 
 def load(space, benchmarks_dir, hp):
     """(None, how to score these runs): searches record DARTS genotypes unscored."""
-    return None, MESSAGE
+    name = getattr(space, "name", space)
+    return None, MESSAGE.replace("--spaces darts", f"--spaces {name}") if isinstance(name, str) else MESSAGE
 
 
 load.needs_benchmarks = False  # its answer does not depend on a benchmarks folder

@@ -60,7 +60,7 @@ class Files:
 def build_model(cfg: RetrainConfig, num_classes: int) -> torch.nn.Module:
     from spaces.darts import network
     return network(cfg.genotype, C=cfg.C, layers=cfg.layers, num_classes=num_classes,
-                   auxiliary=cfg.auxiliary)
+                   auxiliary=cfg.auxiliary, bn_init=cfg.bn_init)
 
 
 def parameter_count(model: torch.nn.Module) -> int:

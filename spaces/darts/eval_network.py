@@ -124,9 +124,21 @@ class NetworkCIFAR(nn.Module):
 
 
 def network(genotype: str, C: int = 36, layers: int = 20, num_classes: int = 10,
-            auxiliary: bool = True) -> NetworkCIFAR:
-    """The evaluation network of `genotype` (defaults: the DARTS CIFAR-10 setting)."""
-    return NetworkCIFAR(parse_genotype(genotype), C, layers, num_classes, auxiliary)
+            auxiliary: bool = True, bn_init: str = "ones") -> NetworkCIFAR:
+    """The evaluation network of `genotype` (defaults: the DARTS CIFAR-10 setting).
+
+    bn_init: "ones" (PyTorch >= 0.4: every BN weight 1) or "uniform" (PyTorch 0.3, which the
+    DARTS authors ran: `BatchNorm.reset_parameters` drew the weight U[0, 1)); with "uniform" the
+    affine BN weights are redrawn from the global generator after the network is built."""
+    if bn_init not in ("ones", "uniform"):
+        raise ValueError(f"bn_init must be 'ones' or 'uniform', got {bn_init!r}")
+    net = NetworkCIFAR(parse_genotype(genotype), C, layers, num_classes, auxiliary)
+    if bn_init == "uniform":
+        with torch.no_grad():
+            for m in net.modules():
+                if isinstance(m, nn.BatchNorm2d) and m.affine:
+                    m.weight.uniform_(0.0, 1.0)
+    return net
 
 
 def count_parameters(model: nn.Module) -> int:

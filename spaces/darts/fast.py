@@ -22,9 +22,10 @@ within a wave:
   gradient (random search's one-hot samples) is not computed either: see `FastSearchNetwork`;
 * channels_last memory format (oneDNN's depthwise convolutions run about twice as fast in it).
 
-The op list of every edge is data (`edge_ops`, default the 8 DARTS ops on every edge): each op
-is batched over the wave's edges that have it; an op without a batched form (a future `noise`
-op, say) runs per edge as the reference module `ops.make_op` builds.
+The op list of every edge is data (`edge_ops`, default the 8 DARTS ops on every edge; the
+network takes the reference's {"normal": ..., "reduce": ...} op sets, spaces/darts/op_sets.py):
+each op is batched over the wave's edges that have it; an op without a batched form
+(RobustDARTS's `noise`) runs per edge as the reference module `ops.make_op` builds.
 
 Parameters are created by building the reference network first (same RNG draws, same order)
 and packing its tensors, so the same seed gives the same initial weights in both.
@@ -132,6 +133,8 @@ class _Wave(nn.Module):
             elif op in POOLS:
                 for s in self.sources:  # every out-edge of s holds a copy of the shared stats
                     bns = [m[1] for e, m in zip(es, mods) if self.edges[e][1] == s]
+                    if not bns:  # no out-edge of s has this pool (per-edge op sets: s1)
+                        continue
                     for stat in ("mean", "var"):
                         buf = getattr(self, f"{op}_bn_src{s}_{stat}")
                         out.append((buf, [getattr(b, f"running_{stat}") for b in bns]))
@@ -392,15 +395,15 @@ class FastSearchNetwork(SearchNetwork):
 
     def __init__(self, C: int = 16, layers: int = 8, num_classes: int = 10, steps: int = 4,
                  multiplier: int = 4, stem_multiplier: int = 3, channels_last: bool = True,
-                 skip_zero: bool = True):
-        super().__init__(C, layers, num_classes, steps, multiplier, stem_multiplier)
+                 skip_zero: bool = True, edge_ops=None):
+        super().__init__(C, layers, num_classes, steps, multiplier, stem_multiplier, edge_ops=edge_ops)
         self.channels_last, self.skip_zero = channels_last, skip_zero
         c_curr = C
         cells = []
         for cell in self.cells:
             if cell.reduction:
                 c_curr *= 2
-            cells.append(FastSearchCell(cell, c_curr))
+            cells.append(FastSearchCell(cell, c_curr, cell.edge_ops))
         self.cells = nn.ModuleList(cells)
 
     def forward(self, x: torch.Tensor, weights: Weights) -> torch.Tensor:
@@ -436,7 +439,7 @@ class FastSearchNetwork(SearchNetwork):
     def to_reference(self) -> SearchNetwork:
         """A reference network holding this network's weights and BN statistics."""
         ref = SearchNetwork(self.C, len(self.cells), self.classifier.out_features, self.steps,
-                            self.multiplier, self.stem_multiplier)
+                            self.multiplier, self.stem_multiplier, edge_ops=self.edge_ops)
         ref.stem.load_state_dict(self.stem.state_dict())
         ref.classifier.load_state_dict(self.classifier.state_dict())
         for f, r in zip(self.cells, ref.cells):

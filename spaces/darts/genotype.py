@@ -18,7 +18,10 @@ arguments, literal lists/tuples, strings, integers and `range(a, b)` are accepte
 Derivation (`derive_cell`; model_search.py `genotype()`): on the softmax weights of one cell
 (14 x 8), for each intermediate node keep the 2 incoming edges with the largest non-`none`
 weight (ties: the lower input index, as Python's stable sort), each with its argmax op over
-the non-`none` ops (ties: the first op); pairs are listed strongest edge first.
+the non-`none` ops (ties: the first op); pairs are listed strongest edge first. With an op set
+(spaces/darts/op_sets.py) each edge's columns are its own ops; `none` is left out where the edge
+has it (SmoothDARTS sota/cnn/model_search.py `genotype()`, lines 179-209), every other op,
+RobustDARTS's `noise` included, can be chosen.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ from typing import NamedTuple, Sequence
 
 import torch
 
-from spaces.darts.ops import NONE, OPS
+from spaces.darts.ops import KNOWN_OPS, NONE, OPS
 
 STEPS = 4                                   # intermediate nodes per cell
 EDGES_PER_NODE = 2                          # inputs kept per intermediate node
@@ -148,11 +151,11 @@ def validate(g: Genotype) -> None:
                                 f"({EDGES_PER_NODE} per intermediate node x {STEPS} nodes), got {len(pairs)}")
         for k, (op, j) in enumerate(pairs):
             node = k // EDGES_PER_NODE + 2
-            if op not in OPS:
-                raise GenotypeError(f"{cell}[{k}]: unknown op {op!r}; valid: {', '.join(OPS[1:])}")
+            if op not in KNOWN_OPS:
+                raise GenotypeError(f"{cell}[{k}]: unknown op {op!r}; valid: {', '.join(KNOWN_OPS[1:])}")
             if op == OPS[NONE]:
                 raise GenotypeError(f"{cell}[{k}]: 'none' is not an op of a derived cell "
-                                    f"(the DARTS derivation excludes it); valid: {', '.join(OPS[1:])}")
+                                    f"(the DARTS derivation excludes it); valid: {', '.join(KNOWN_OPS[1:])}")
             if not 0 <= j < node:
                 raise GenotypeError(f"{cell}[{k}]: node {node} can take inputs 0..{node - 1} "
                                     f"(0 = c_{{k-2}}, 1 = c_{{k-1}}, 2.. = earlier nodes), got {j}")
@@ -172,27 +175,33 @@ def canonical(text: str) -> str:
     return format_genotype(parse_genotype(text))
 
 
-def derive_cell(weights: torch.Tensor) -> list[tuple[str, int]]:
-    """The DARTS rule on one cell's normalised weights (NUM_EDGES x len(OPS))."""
+def derive_cell(weights: torch.Tensor, edge_ops=None) -> list[tuple[str, int]]:
+    """The DARTS rule on one cell's normalised weights (NUM_EDGES x ops per edge); `edge_ops`
+    names each edge's columns (default: OPS on every edge)."""
     w = torch.as_tensor(weights).detach().float().cpu()
-    if tuple(w.shape) != (NUM_EDGES, len(OPS)):
-        raise ValueError(f"cell weights must be ({NUM_EDGES}, {len(OPS)}), got {tuple(w.shape)}")
-    real = [k for k in range(len(OPS)) if k != NONE]
-    rows = w[:, real].tolist()
+    edge_ops = [tuple(OPS)] * NUM_EDGES if edge_ops is None else [tuple(e) for e in edge_ops]
+    width = len(edge_ops[0])
+    if tuple(w.shape) != (NUM_EDGES, width):
+        raise ValueError(f"cell weights must be ({NUM_EDGES}, {width}), got {tuple(w.shape)}")
+    rows = w.tolist()
+    real = [[k for k, op in enumerate(ops) if op != "none"] for ops in edge_ops]
     gene, start = [], 0
     for i in range(STEPS):
         n = i + 2
-        strength = [max(rows[start + j]) for j in range(n)]
+        strength = [max(rows[start + j][k] for k in real[start + j]) for j in range(n)]
         for j in sorted(range(n), key=lambda j: -strength[j])[:EDGES_PER_NODE]:
-            r = rows[start + j]
-            best = max(range(len(real)), key=lambda k: (r[k], -k))  # first maximum
-            gene.append((OPS[real[best]], j))
+            r, cols = rows[start + j], real[start + j]
+            best = max(range(len(cols)), key=lambda k: (r[cols[k]], -k))  # first maximum
+            gene.append((edge_ops[start + j][cols[best]], j))
         start += n
     return gene
 
 
-def derive_genotype(normal: torch.Tensor, reduce: torch.Tensor) -> str:
-    return format_genotype(Genotype(derive_cell(normal), list(CONCAT), derive_cell(reduce), list(CONCAT)))
+def derive_genotype(normal: torch.Tensor, reduce: torch.Tensor, edge_ops=None) -> str:
+    """Both cells; `edge_ops` {"normal": per-edge op tuples, "reduce": ...} (default OPS)."""
+    edge_ops = edge_ops or {}
+    return format_genotype(Genotype(derive_cell(normal, edge_ops.get("normal")), list(CONCAT),
+                                    derive_cell(reduce, edge_ops.get("reduce")), list(CONCAT)))
 
 
 def _g(normal: Sequence, reduce: Sequence) -> str:
@@ -210,4 +219,20 @@ DARTS_V2 = _g(  # second order: the paper's DARTS cell
      ("sep_conv_3x3", 1), ("skip_connect", 0), ("skip_connect", 0), ("dil_conv_3x3", 2)],
     [("max_pool_3x3", 0), ("max_pool_3x3", 1), ("skip_connect", 2), ("max_pool_3x3", 1),
      ("max_pool_3x3", 0), ("skip_connect", 2), ("skip_connect", 2), ("max_pool_3x3", 1)])
-PUBLISHED = {"DARTS_V1": DARTS_V1, "DARTS_V2": DARTS_V2}
+# SDARTS's CIFAR-10 cells from the 7-op DARTS space (s5) (xiangning-chen/SmoothDARTS
+# sota/cnn/genotypes.py line 26 `c10_s5_random` = SDARTS-RS, line 27 `c10_s5_pgd` = SDARTS-ADV;
+# 3.4M and 3.3M parameters as quoted in DARTS-PT / TE-NAS Table 2).
+SDARTS_RS = _g(
+    [("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("sep_conv_5x5", 1), ("skip_connect", 0),
+     ("sep_conv_3x3", 3), ("skip_connect", 1), ("sep_conv_3x3", 1), ("dil_conv_3x3", 2)],
+    [("max_pool_3x3", 0), ("sep_conv_3x3", 1), ("skip_connect", 2), ("max_pool_3x3", 0),
+     ("dil_conv_5x5", 3), ("max_pool_3x3", 0), ("sep_conv_3x3", 2), ("sep_conv_5x5", 3)])
+SDARTS_ADV = _g(
+    [("sep_conv_3x3", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 1), ("skip_connect", 0),
+     ("sep_conv_5x5", 0), ("dil_conv_3x3", 3), ("dil_conv_3x3", 4), ("skip_connect", 0)],
+    [("max_pool_3x3", 0), ("sep_conv_5x5", 1), ("skip_connect", 2), ("max_pool_3x3", 0),
+     ("skip_connect", 3), ("skip_connect", 2), ("skip_connect", 2), ("sep_conv_5x5", 4)])
+# Names for `python -m benchmark.retrain --genotype NAME` (the first name of a cell names its
+# retraining folder); the SDARTS authors' names are aliases.
+PUBLISHED = {"DARTS_V1": DARTS_V1, "DARTS_V2": DARTS_V2, "SDARTS_RS": SDARTS_RS, "SDARTS_ADV": SDARTS_ADV}
+ALIASES = {"c10_s5_random": "SDARTS_RS", "c10_s5_pgd": "SDARTS_ADV"}

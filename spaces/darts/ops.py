@@ -9,6 +9,10 @@ Definitions follow the authors' code (github quark0/darts, cnn/operations.py):
   stride 2, the second one on the input shifted by one pixel, concatenated, BN).
 - pools: 3x3, padding 1; the average pool excludes padding from its count.
 - `none`: zeros, subsampled by the stride.
+- `noise` (RobustDARTS space s4; SmoothDARTS sota/cnn/operations.py lines 6 and 25-38, `NoiseOp`
+  with mean 0, std 1): a fresh standard-normal tensor of the input's shape subsampled by the
+  stride, independent of the input's values (no gradient flows to the input); drawn from the
+  global torch generator (the harness seeds it), as the authors draw it with `normal_`.
 All convolutions have no bias. `affine` switches the BN scale and shift (False in the search
 network's mixed ops and cell preprocessing, True in the evaluation network).
 """
@@ -24,6 +28,9 @@ NONE = OPS.index("none")
 # Ops without trainable weights at stride 1 (the collapse signal counts these; `none` never
 # appears in a derived cell).
 PARAM_FREE_OPS = frozenset({"none", "max_pool_3x3", "avg_pool_3x3", "skip_connect"})
+# Every op name a DARTS-space network can build: the 8 of OPS and RobustDARTS's `noise` (only its
+# space s4 offers it; see spaces/darts/op_sets.py).
+KNOWN_OPS: tuple[str, ...] = OPS + ("noise",)
 
 
 class ReLUConvBN(nn.Sequential):
@@ -66,6 +73,19 @@ class Zero(nn.Module):
         return x[:, :, ::self.stride, ::self.stride].mul(0.0)
 
 
+class Noise(nn.Module):
+    """Standard-normal noise shaped as the (strided) input; the input's values are not used."""
+
+    def __init__(self, stride: int):
+        super().__init__()
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.stride != 1:
+            x = x[:, :, ::self.stride, ::self.stride]
+        return torch.randn(x.shape, device=x.device, dtype=x.dtype)
+
+
 class FactorizedReduce(nn.Module):
     """Halve the resolution with two offset stride-2 1x1 convs, each giving half the channels."""
 
@@ -87,6 +107,8 @@ def make_op(name: str, C: int, stride: int, affine: bool) -> nn.Module:
     """One cell operation, C -> C channels, resolution divided by `stride` (1 or 2)."""
     if name == "none":
         return Zero(stride)
+    if name == "noise":
+        return Noise(stride)
     if name == "max_pool_3x3":
         return nn.MaxPool2d(3, stride=stride, padding=1)
     if name == "avg_pool_3x3":
@@ -99,4 +121,4 @@ def make_op(name: str, C: int, stride: int, affine: bool) -> nn.Module:
     if name in ("dil_conv_3x3", "dil_conv_5x5"):
         k = int(name[-1])
         return DilConv(C, C, k, stride, k - 1, 2, affine)
-    raise ValueError(f"unknown DARTS op {name!r}; valid: {', '.join(OPS)}")
+    raise ValueError(f"unknown DARTS op {name!r}; valid: {', '.join(KNOWN_OPS)}")

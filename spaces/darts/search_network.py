@@ -1,6 +1,6 @@
 """The DARTS search network (quark0/darts cnn/model_search.py `Network`).
 
-Every edge j -> node is a mixed op: sum_o w[e, o] * op_o(x) over the 8 ops, built with BN
+Every edge j -> node is a mixed op: sum_o w[e, o] * op_o(x) over the edge's ops, built with BN
 affine=False; pooling ops are followed by an affine-free BN inside the mixed op (the authors'
 MixedOp), `skip_connect` at stride 2 is a FactorizedReduce. A cell preprocesses its two inputs
 as the evaluation cell does (affine-free BN), has 4 intermediate nodes each fed by every earlier
@@ -8,8 +8,13 @@ node (14 edges), and outputs the concatenation of the last `multiplier` (= 4) no
 Macro: 3x3 stem conv to stem_multiplier * C channels + BN, `layers` cells with reductions at
 layers//3 and 2*layers//3, global average pooling, linear.
 
-`forward(x, weights)` takes ALREADY NORMALISED mixing weights {"normal": (14, 8),
-"reduce": (14, 8)}: normal cells mix with weights["normal"], reduction cells with
+The ops of every edge are data: `edge_ops` {"normal": 14 op tuples, "reduce": 14 op tuples}
+(spaces/darts/op_sets.py; default the 8 DARTS ops on every edge), the same data the fast network
+takes; an edge's MixedOp builds its ops in the tuple's order, as SmoothDARTS's MixedOp builds
+its per-edge `PRIMITIVES` (sota/cnn/model_search.py lines 14-26 and 44-54).
+
+`forward(x, weights)` takes ALREADY NORMALISED mixing weights {"normal": (14, n),
+"reduce": (14, n)} (n = ops per edge; 8 in the DARTS op set): normal cells mix with weights["normal"], reduction cells with
 weights["reduce"] (the authors apply softmax(alpha) inside forward; here the method does,
 see spaces/base.py). Optional weights[input_key("normal")] / [input_key("reduce")], each a
 (14,) tensor, multiply each edge's input (spaces.base.input_key; BayesNAS' edge switch).
@@ -34,14 +39,15 @@ import torch
 from torch import nn
 
 from spaces.base import Weights, input_key
+from spaces.darts.op_sets import OP_SETS, check_op_set
 from spaces.darts.ops import OPS, FactorizedReduce, ReLUConvBN, make_op
 
 
 class MixedOp(nn.Module):
-    def __init__(self, C: int, stride: int):
+    def __init__(self, C: int, stride: int, names: tuple[str, ...] = OPS):
         super().__init__()
         ops = []
-        for name in OPS:
+        for name in names:
             op = make_op(name, C, stride, affine=False)
             if "pool" in name:
                 op = nn.Sequential(op, nn.BatchNorm2d(C, affine=False))
@@ -57,18 +63,20 @@ class MixedOp(nn.Module):
 
 class SearchCell(nn.Module):
     def __init__(self, steps: int, multiplier: int, c_pp: int, c_p: int, C: int, reduction: bool,
-                 reduction_prev: bool):
+                 reduction_prev: bool, edge_ops=None):
         super().__init__()
         self.reduction, self.steps, self.multiplier = reduction, steps, multiplier
+        n_edges = sum(i + 2 for i in range(steps))
+        self.edge_ops = [tuple(OPS)] * n_edges if edge_ops is None else [tuple(e) for e in edge_ops]
         self.preprocess0 = (FactorizedReduce(c_pp, C, affine=False) if reduction_prev
                             else ReLUConvBN(c_pp, C, 1, 1, 0, affine=False))
         self.preprocess1 = ReLUConvBN(c_p, C, 1, 1, 0, affine=False)
-        self.edges = nn.ModuleList(MixedOp(C, 2 if reduction and j < 2 else 1)
-                                   for i in range(steps) for j in range(i + 2))
+        self.edges = nn.ModuleList(MixedOp(C, 2 if reduction and j < 2 else 1, self.edge_ops[k])
+                                   for k, j in enumerate(j for i in range(steps) for j in range(i + 2)))
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor,
                 edge_input: torch.Tensor | None = None, skip_zero: bool = False) -> torch.Tensor:
-        """weights (14, 8) scale the op outputs; edge_input (14,), optional, multiplies each
+        """weights (14, n) scale the op outputs; edge_input (14,), optional, multiplies each
         edge's input (edge e computes sum_o w[e, o] * op_o(m[e] * h)); skip_zero: ops (and
         edges) of weight exactly 0 are not run (SearchNetwork's skip_zero)."""
         states = [self.preprocess0(s0), self.preprocess1(s1)]
@@ -112,7 +120,7 @@ class SearchNetwork(nn.Module):
     impl = "reference"  # `supernet.impl`; spaces/darts/fast.py's network says "fast"
 
     def __init__(self, C: int = 16, layers: int = 8, num_classes: int = 10, steps: int = 4,
-                 multiplier: int = 4, stem_multiplier: int = 3, skip_zero: bool = False):
+                 multiplier: int = 4, stem_multiplier: int = 3, edge_ops=None, skip_zero: bool = False):
         super().__init__()
         self.skip_zero = skip_zero   # see the module docstring
         if layers < 3:
@@ -122,6 +130,7 @@ class SearchNetwork(nn.Module):
         if steps != 4 or multiplier != 4:
             raise ValueError("the DARTS space has steps=4 and multiplier=4 (14 edges per cell)")
         self.C, self.steps, self.multiplier, self.stem_multiplier = C, steps, multiplier, stem_multiplier
+        self.edge_ops = check_op_set(OP_SETS["darts"] if edge_ops is None else edge_ops)
         c_curr = stem_multiplier * C
         self.stem = nn.Sequential(nn.Conv2d(3, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
         c_pp, c_p, c_curr = c_curr, c_curr, C
@@ -131,7 +140,8 @@ class SearchNetwork(nn.Module):
             reduction = i in (layers // 3, 2 * layers // 3)
             if reduction:
                 c_curr *= 2
-            self.cells.append(SearchCell(steps, multiplier, c_pp, c_p, c_curr, reduction, reduction_prev))
+            self.cells.append(SearchCell(steps, multiplier, c_pp, c_p, c_curr, reduction, reduction_prev,
+                                         self.edge_ops["reduce" if reduction else "normal"]))
             reduction_prev = reduction
             c_pp, c_p = c_p, multiplier * c_curr
         self.global_pooling = nn.AdaptiveAvgPool2d(1)

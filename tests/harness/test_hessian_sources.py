@@ -1,6 +1,8 @@
 """The Hessian diagnostic each space's source reports: on 1Shot1 (SmoothDARTS
 optimizers/analyze.py, the 1Shot1 code) |largest algebraic eigenvalue| with the architecture
 weight decay, every epoch; elsewhere the dominant (largest-magnitude) eigenvalue."""
+import json
+
 import pytest
 import torch
 from torch import nn
@@ -61,3 +63,26 @@ def test_the_loop_asks_for_the_spaces_quantity(tmp_path, monkeypatch):
     recs = run_tiny("darts", tmp_path, ["hessian_every=1"], space="nb1shot1-s1")
     assert [(c["kind"], c["weight_decay"]) for c in calls] == [("abs_max_algebraic_wd", 1e-3)]
     assert recs[-1]["diagnostics"]["hessian_max_eig"] >= 0
+
+
+@pytest.mark.slow
+def test_the_hessian_diagnostic_is_outside_the_search_time(tmp_path, monkeypatch):
+    # The diagnostic is a measurement, not part of the search: an epoch's time and the run's wall
+    # time (the search cost) leave it out; the record carries its value and its own time.
+    import time
+
+    import benchmark.harness.hessian as H
+    from tests.e2e import run_tiny
+    pause = 8.0   # far longer than the tiny epoch itself
+
+    def slow(method, batch, **kw):
+        time.sleep(pause)
+        return 1.25
+    monkeypatch.setattr(H, "hessian_max_eig", slow)
+    recs = run_tiny("darts", tmp_path, ["hessian_every=1"])
+    last = recs[-1]
+    assert last["diagnostics"]["hessian_max_eig"] == 1.25
+    assert last["timing"]["hessian_seconds"] >= pause
+    assert last["timing"]["epoch_seconds"] < pause
+    done = json.loads((tmp_path / "nb201" / "darts" / "seed-0" / "done.json").read_text())
+    assert done["wall_seconds"] < pause

@@ -24,7 +24,11 @@ NB1SHOT1 = ("nb1shot1-s1", "nb1shot1-s2", "nb1shot1-s3")
 
 # (method, space) -> arch_first, the same in every profile.
 EXPECTED = {}
-for _space, _darts in [("nb201", False), *((s, True) for s in NB1SHOT1), ("darts", True)]:
+# the RobustDARTS spaces darts-s1..s4 are searched with the DARTS space's code and protocol
+# (SmoothDARTS sota/cnn/train_search.py: architect.step before the weight step)
+ROBUST_DARTS = ("darts-s1", "darts-s2", "darts-s3", "darts-s4")
+for _space, _darts in [("nb201", False), *((s, True) for s in NB1SHOT1), ("darts", True),
+                       *((s, True) for s in ROBUST_DARTS)]:
     EXPECTED.update({
         ("darts", _space): _darts,          # DARTS-V1 (NB201) / 1Shot1 / DARTS cnn train_search.py
         ("darts-2nd", _space): True,        # DARTS-V2 (NB201) / 1Shot1 --unrolled
