@@ -164,7 +164,7 @@ def plan(args) -> tuple[dict, list[str]]:
     try:
         final_seeds = parse_seeds(args.final_seeds)
     except UsageError as e:
-        raise UsageError(f"--final-seeds: {e}") from None
+        raise UsageError(str(e).replace("--seeds", "--final-seeds")) from None
     if args.select_seed < 0:
         raise UsageError(f"--select-seed {args.select_seed}: must be an integer >= 0")
     if args.epochs is not None and args.epochs < 1:
