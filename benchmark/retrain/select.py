@@ -39,9 +39,12 @@ RULE = "highest validation accuracy (selection_acc); ties: the lowest search see
 PROTOCOL = "selected"   # the identifier published.csv's `protocol` column uses for it
 
 
+def selection_name(dataset: str = "cifar10") -> str:
+    return "selection.json" if dataset == "cifar10" else f"selection-{dataset}.json"
+
+
 def selection_file(results: Path, method: str, dataset: str = "cifar10", space: str = SPACE) -> Path:
-    name = "selection.json" if dataset == "cifar10" else f"selection-{dataset}.json"
-    return Path(results) / space / method / name
+    return Path(results) / space / method / selection_name(dataset)
 
 
 def build_parser() -> argparse.ArgumentParser:
