@@ -239,10 +239,6 @@ def plan(args, skipped: list[str] | None = None) -> list:
 def main(argv: list[str] | None = None) -> int:
     from benchmark.harness.backends import run_jobs
     from benchmark.harness.run_cli import _cuda, execution, summarize
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["select"]:   # the DARTS paper's selection protocol (benchmark/retrain/select.py)
-        from benchmark.retrain.select import main as select_main
-        return select_main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")

@@ -166,7 +166,7 @@ def test_bad_values_exit_2_before_anything_is_created(tmp_path, capsys, cifar, a
 
 
 def _cmd(results: Path, data: Path, select_epochs: int = 2) -> list[str]:
-    return ["select", "--results", str(results), "--profile", "smoke", "--final-seeds", "0-1",
+    return ["--results", str(results), "--profile", "smoke", "--final-seeds", "0-1",
             "--data", str(data), "--threads", "1", "--no-progress",
             "--select-set", f"epochs={select_epochs}", "--select-set", "C=2", "--select-set", "layers=3",
             "--select-set", "train_subset=64", "--select-set", "holdout=32",
@@ -179,10 +179,10 @@ def test_selection_resumes_after_kill_and_is_not_redone(tmp_path, fast_cifar):
     """SIGKILL while the first candidate trains; the rerun resumes it, selects, retrains the
     winner with both final seeds; a third run changes nothing; other selection settings are
     refused (exit 2) with nothing created."""
-    from benchmark.retrain.cli import main
+    main = select.main
     runs = [_fake_search(tmp_path, k, g) for k, g in enumerate(_genotypes()[:2])]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    p = subprocess.Popen([sys.executable, "-m", "benchmark.retrain", *_cmd(tmp_path, fast_cifar)], cwd=REPO,
+    p = subprocess.Popen([sys.executable, "-m", "benchmark.retrain", "select", *_cmd(tmp_path, fast_cifar)], cwd=REPO,
                          env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoint = runs[0] / "retrain-select" / "seed-0" / "checkpoint.pt"
     deadline = time.time() + 300
