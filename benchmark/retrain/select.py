@@ -20,7 +20,8 @@ Every training is a retraining job (benchmark/retrain/job.py) on the backends of
 job (--backend local|slurm|ray): resumable after a kill, skipped once done. A finished
 selection is never redone: a rerun reads selection.json; one made over other candidates or
 settings is refused (exit 2) unless --reselect, which keeps the old file as
-selection.json.replaced-<UTC time>. Exit codes: 0 all done, 1 some run failed (named), 2 bad
+selection.json.replaced-<UTC time>. A damaged selection.json fails its own method only (named,
+left as it is). Exit codes: 0 all done, 1 some run failed (named), 2 bad
 input (nothing created).
 """
 from __future__ import annotations
@@ -189,6 +190,13 @@ def plan(args) -> tuple[dict, list[str]]:
         raise UsageError(f"--results {results}: no finished {SPACE}-space search runs found")
     out, notes = {}, []
     for m in methods:
+        path = selection_file(results, m, args.dataset)
+        try:
+            old = read_selection(path)
+        except ValueError as e:   # a damaged file fails its own method only; named, left as it is
+            print(f"note: left out {m}: {e}", file=sys.stderr)
+            notes.append(str(e))
+            continue
         skipped: list[str] = []
         try:
             jobs = cli.plan(_ns(args, results=str(results), methods=m, seeds=str(args.select_seed),
@@ -199,11 +207,6 @@ def plan(args) -> tuple[dict, list[str]]:
         if not all(j.config.selecting for j in jobs):
             raise UsageError("--select-set valid_on=none: a selection needs valid_on=holdout or valid_on=test")
         notes += skipped
-        path = selection_file(results, m, args.dataset)
-        try:
-            old = read_selection(path)
-        except ValueError as e:
-            raise UsageError(str(e)) from None
         if old is not None:
             why = _same(old, [Path(j.folder).parents[1].name for j in jobs], _settings(jobs[0].config))
             if why and not args.reselect:

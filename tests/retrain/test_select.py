@@ -165,6 +165,25 @@ def test_bad_values_exit_2_before_anything_is_created(tmp_path, capsys, cifar, a
     assert _tree(tmp_path) == before
 
 
+def test_a_damaged_selection_file_fails_its_method_only(tmp_path, capsys):
+    _fake_search(tmp_path, 0, _genotypes()[0])
+    sel = select.selection_file(tmp_path, "darts")
+    sel.write_text('{"winner": ')
+    before = _tree(tmp_path)
+    rc = select.main(["--results", str(tmp_path), "--profile", "smoke", "--threads", "1"])
+    assert rc == 1 and str(sel) in capsys.readouterr().err
+    assert _tree(tmp_path) == before and sel.read_text() == '{"winner": '
+
+
+@pytest.mark.slow
+def test_a_holdout_not_smaller_than_the_training_set_exits_2(tmp_path, capsys, fast_cifar):
+    _fake_search(tmp_path, 0, _genotypes()[0])
+    before = _tree(tmp_path)
+    rc = select.main(["--results", str(tmp_path), "--profile", "smoke", "--data", str(fast_cifar),
+                      "--select-set", "holdout=50000"])
+    assert rc == 2 and "holdout=50000" in capsys.readouterr().err and _tree(tmp_path) == before
+
+
 def _cmd(results: Path, data: Path, select_epochs: int = 2) -> list[str]:
     return ["--results", str(results), "--profile", "smoke", "--final-seeds", "0-1",
             "--data", str(data), "--threads", "1", "--no-progress",
