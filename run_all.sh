@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Run the whole grid, score it, and write the report:
 #   ./run_all.sh [--profile paper|smoke] [--methods a,b] [--spaces x,y] [--seeds 0-4]
-#                [--epochs N] [--out results] [--benchmarks DIR] [any other benchmark/run.py option]
+#                [--epochs N] [--out results] [--benchmarks DIR] [--final-seeds 0-9]
+#                [any other benchmark/run.py option]
 #   ./run_all.sh --tests        run the test suite instead (.venv/bin/python -m pytest tests -q -n 2)
 #
 # Steps: (1) create .venv from requirements.txt when missing; (2) python benchmark/run.py over
 # every registered method x space x seed (or the ones given); (3) when darts is among the
 # spaces: python -m benchmark.retrain --results OUT --spaces darts --profile PROFILE (the
-# DARTS space is scored by retraining its genotypes); (4) python -m benchmark.score;
+# DARTS space is scored by retraining its genotypes), then python -m benchmark.retrain select
+# --results OUT --profile PROFILE --final-seeds FINAL_SEEDS (the DARTS paper's selection
+# protocol: the best of each method's cells by held-out validation, retrained with
+# --final-seeds, default 0-9 for paper, 0-1 for smoke); (4) python -m benchmark.score;
 # (5) python analysis/report.py --results OUT --out OUT/report (report.md, report.html).
 # Defaults: profile paper where CUDA is available, else smoke (said loudly); methods = all
 # registered; spaces = darts (scored by retraining) and the registered spaces whose benchmark
@@ -20,7 +24,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; }
 
 PY=.venv/bin/python
 bootstrap() {
@@ -33,22 +37,22 @@ bootstrap() {
     fi
 }
 
-PROFILE="" METHODS="" SPACES="" SEEDS="" EPOCHS="" OUT="results" BENCH="" PASS=()
+PROFILE="" METHODS="" SPACES="" SEEDS="" EPOCHS="" OUT="results" BENCH="" FINAL_SEEDS="" PASS=()
 while [ $# -gt 0 ]; do
     case "$1" in
         -h|--help) usage; exit 0 ;;
         # the whole suite over NAS_TEST_WORKERS processes (pytest-xdist; default 2, 0 = serial;
         # a later -n in the arguments wins)
         --tests) shift; bootstrap; exec "$PY" -m pytest tests -q -n "${NAS_TEST_WORKERS:-2}" "$@" ;;
-        --profile|--methods|--spaces|--seeds|--epochs|--out|--benchmarks)
+        --profile|--methods|--spaces|--seeds|--epochs|--out|--benchmarks|--final-seeds)
             [ $# -ge 2 ] || { echo "error: $1 needs a value" >&2; exit 2; }
             case "$1" in
                 --profile) PROFILE="$2" ;; --methods) METHODS="$2" ;; --spaces) SPACES="$2" ;;
                 --seeds) SEEDS="$2" ;; --epochs) EPOCHS="$2" ;; --out) OUT="$2" ;;
-                --benchmarks) BENCH="$2" ;;
+                --benchmarks) BENCH="$2" ;; --final-seeds) FINAL_SEEDS="$2" ;;
             esac
             shift 2 ;;
-        --profile=*|--methods=*|--spaces=*|--seeds=*|--epochs=*|--out=*|--benchmarks=*)
+        --profile=*|--methods=*|--spaces=*|--seeds=*|--epochs=*|--out=*|--benchmarks=*|--final-seeds=*)
             set -- "${1%%=*}" "${1#*=}" "${@:2}" ;;
         *) PASS+=("$1"); shift ;;
     esac
@@ -66,6 +70,14 @@ if [ -z "$PROFILE" ]; then
 fi
 case "$PROFILE" in paper|smoke) ;; *) echo "error: --profile $PROFILE: valid: paper, smoke" >&2; exit 2 ;; esac
 [ -n "$SEEDS" ] || { [ "$PROFILE" = paper ] && SEEDS=0-4 || SEEDS=0-1; }
+if [ -n "$FINAL_SEEDS" ]; then   # checked now: a bad value must not wait for the searches
+    "$PY" -c 'import sys
+from benchmark.harness.grid import UsageError, parse_seeds
+try:
+    parse_seeds(sys.argv[1])
+except UsageError as e:
+    sys.exit("error: " + str(e).replace("--seeds", "--final-seeds"))' "$FINAL_SEEDS" || exit 2
+fi
 BENCH="${BENCH:-${NAS_BENCHMARKS:-${TORCH_HOME:-$HOME/.torch}}}"
 [ -n "$METHODS" ] || METHODS="$("$PY" analysis/grid_defaults.py methods)"
 if [ -z "$SPACES" ]; then
@@ -89,25 +101,37 @@ status=0
 
 if [[ ",$SPACES," == *",darts,"* ]]; then   # DARTS-space genotypes are scored by retraining
     RETRAIN=("$PY" -m benchmark.retrain --results "$OUT" --spaces darts --profile "$PROFILE")
-    i=0   # forward the run.py options the retraining command shares (data, devices, backend)
+    FWD=() i=0   # forward the run.py options the retraining command shares (data, devices, backend)
     while [ "$i" -lt "${#PASS[@]}" ]; do
         a="${PASS[$i]}"
         case "$a" in
-            --no-progress|--deterministic|--retry-failed|--download) RETRAIN+=("$a") ;;
+            --no-progress|--deterministic|--retry-failed|--download) FWD+=("$a") ;;
             --data|--threads|--devices|--backend|--jobs|--per-device|--cpus-per-job|--gpus-per-job|\
             --slurm-partition|--slurm-time|--slurm-mem-gb|--slurm-parallelism|--slurm-folder|\
             --slurm-cluster|--ray-address)
-                RETRAIN+=("$a" "${PASS[$((i + 1))]:-}"); i=$((i + 1)) ;;
+                FWD+=("$a" "${PASS[$((i + 1))]:-}"); i=$((i + 1)) ;;
             --data=*|--threads=*|--devices=*|--backend=*|--jobs=*|--per-device=*|--cpus-per-job=*|\
-            --gpus-per-job=*|--slurm-*=*|--ray-address=*) RETRAIN+=("$a") ;;
+            --gpus-per-job=*|--slurm-*=*|--ray-address=*) FWD+=("$a") ;;
         esac
         i=$((i + 1))
     done
+    RETRAIN+=(${FWD[@]+"${FWD[@]}"})
     echo "run_all: ${RETRAIN[*]}" >&2
     rstatus=0
     "${RETRAIN[@]}" || rstatus=$?
     [ "$rstatus" -eq 0 ] || { echo "run_all: retraining exited with $rstatus (see above); the report" \
                                   "shows what finished" >&2; [ "$status" -ne 0 ] || status=1; }
+    # The DARTS paper's selection protocol: per method, each search's cell trained 100 epochs
+    # (select profile; smoke: select-smoke) and validated on held-out training images, the best
+    # one retrained with FINAL_SEEDS (benchmark/retrain/select.py); the same forwarded options.
+    [ -n "$FINAL_SEEDS" ] || { [ "$PROFILE" = paper ] && FINAL_SEEDS=0-9 || FINAL_SEEDS=0-1; }
+    SELECT=("$PY" -m benchmark.retrain select --results "$OUT" --profile "$PROFILE"
+            --final-seeds "$FINAL_SEEDS" ${FWD[@]+"${FWD[@]}"})
+    echo "run_all: ${SELECT[*]}" >&2
+    rstatus=0
+    "${SELECT[@]}" || rstatus=$?
+    [ "$rstatus" -eq 0 ] || { echo "run_all: the selection exited with $rstatus (see above); rerun" \
+                                  "./run_all.sh to continue it" >&2; [ "$status" -ne 0 ] || status=1; }
 fi
 
 SCORE=("$PY" -m benchmark.score --results "$OUT")

@@ -11,6 +11,13 @@ by what differs; published rows beside the rows that follow the paper protocol):
 retraining seeds together (n = how many; the seeds columns say how many of each), the best
 one, parameters (M, without the auxiliary head), and the search cost per search run (mean
 wall time; GPU-days when the runs ran on a GPU, else CPU-hours).
+
+Where a method's DARTS-paper selection was made (`python -m benchmark.retrain select`, its
+<results>/<space>/<method>/selection.json), the method has two rows, tagged in the CSV's
+`protocol` column with published.csv's identifiers: `all-searches` (as above; the winner's
+extra final seeds, those no other search run was retrained with, are left out so every search
+run weighs alike) and `selected` (the chosen cell's retrainings only: "1 of S × R"). The
+selection trainings themselves (retrain-select/, valid_on set) are candidates: in no row.
 """
 from __future__ import annotations
 
@@ -135,13 +142,16 @@ def label_retrains(retrains: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     r["left_out"] = ["" if s in (None, "done") else f"its search run {p} is {s}"
                      for s, p in zip(status, r.search_path)]
     search_paper = [bool(look(p, "paper", True)) if isinstance(p, str) else True for p in r.search_path]
+    r["selecting"] = pd.Series([bool(isinstance(c, str) and json.loads(c).get("valid_on"))
+                                for c in r.retrain_config], index=r.index, dtype=bool)
     rpaper = []
     for c in r.retrain_config:
         cfg = json.loads(c) if isinstance(c, str) else {}
         rpaper.append(cfg.get("profile") == "paper" and all(cfg.get(k, v) == v for k, v in PAPER.items()))
     r["paper"] = [a and b for a, b in zip(search_paper, rpaper)]
+
     r["row"] = r.search_row
-    counted = r[(r.status == "done") & (r.left_out == "")]
+    counted = r[(r.status == "done") & (r.left_out == "") & ~r.selecting]   # selection runs name no row
     for _, grp in counted.groupby(["space", "search_row", "dataset"], dropna=False):
         cfgs = {c: _flat(json.loads(c)) for c in grp.retrain_config.dropna().unique()}
         keys = sorted({k for f in cfgs.values() for k in f
@@ -156,15 +166,59 @@ def label_retrains(retrains: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     return r
 
 
+# The identifiers of published.csv's `protocol` column (a row without one counts as all-searches).
+PROTOCOLS = {"all-searches": "all searches", "selected": "selected (DARTS protocol)", "best": "best"}
+
+
+def selection_of(search_paths, dataset: str) -> tuple[dict, Path] | None:
+    """(the selection file's content, its method folder) of these search runs
+    (benchmark/retrain/select.py writes <results>/<space>/<method>/selection[-<dataset>].json);
+    None where there is none or it does not parse (a damaged one is named by the selection
+    command, which refuses it)."""
+    from benchmark.retrain.select import selection_name
+    for folder in sorted({Path(p).parent for p in search_paths if isinstance(p, str)}):
+        d = _read(folder / selection_name(dataset))
+        if isinstance(d, dict) and isinstance(d.get("winner"), dict) and isinstance(d.get("candidates"), list):
+            return d, folder
+    return None
+
+
+def selection_follows_paper(sel: dict) -> bool:
+    """The selection trained its candidates under the `select` profile unchanged."""
+    from benchmark.retrain.profiles import SELECT
+    st = sel.get("settings") or {}
+    return st.get("profile") == "select" and all(st.get(k) == v for k, v in SELECT.items())
+
+
+def _split_for_selection(m: pd.DataFrame, sel: tuple[dict, Path] | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the all-searches retrainings, the selected cell's): the winner's retrainings whose seed
+    no other search run of the row was retrained with (the selection's extra final seeds) count
+    only in the selected row, so that every search run weighs alike in "all searches"."""
+    if sel is None:
+        return m, m.iloc[0:0]
+    win = str(sel[1] / str(sel[0]["winner"].get("run")))
+    is_win = m.search_path.astype(str) == win
+    others = set(m[~is_win].retrain_seed)
+    extra = is_win & ~m.retrain_seed.isin(others) if len(others) else is_win & False
+    return m[~extra], m[is_win]
+
+
 def darts_table(retrains: pd.DataFrame, runs: pd.DataFrame, published: pd.DataFrame,
                 space: str = "darts", dataset: str = "cifar10") -> tuple[pd.DataFrame, pd.DataFrame]:
     """(numeric, display): ours per row (one search configuration x one retraining
-    configuration; see `label_retrains`), each followed by its published rows where the row
-    follows the paper protocol."""
+    configuration; see `label_retrains`), as two rows where the method's DARTS-paper selection
+    was made (`python -m benchmark.retrain select`): "all searches" (every search run's cell,
+    search seeds x retraining seeds) and "selected (DARTS protocol)" (the one cell chosen by
+    validation accuracy, its retrainings); each followed by the published rows of the same
+    protocol (published.csv `protocol`: all-searches, selected, best; a row without one is
+    set beside "all searches") where our row follows the paper protocol. Selection trainings
+    (valid_on set) are candidates, not results: they count in no row."""
     if "row" not in retrains:
         retrains = label_retrains(retrains, runs)
     sub = retrains[(retrains.space == space) & (retrains.dataset == dataset)
                    & (retrains.status == "done") & (retrains.left_out == "")]
+    if "selecting" in sub:
+        sub = sub[~sub.selecting.astype(bool)]
     costs = search_costs(runs[runs.space == space]) if len(runs) else search_costs(runs)
     pub = published[published.space == space] if "space" in published else published.iloc[0:0]
     pairs = {(r, s) for r, s in zip(sub.row, sub.search_row)}
@@ -172,41 +226,74 @@ def darts_table(retrains: pd.DataFrame, runs: pd.DataFrame, published: pd.DataFr
     num_rows, disp = [], []
     for row_name, search_row in sorted(pairs):
         m = sub[sub.row == row_name]
-        err = pd.to_numeric(m.test_error, errors="coerce").dropna()
         c = costs[costs.method == search_row]
         secs = float(c.search_seconds.iloc[0]) if len(c) else np.nan
         gpu = bool(c.gpu.iloc[0]) if len(c) else False
-        row = {"space": space, "method": row_name, "dataset": dataset,
-               "search_seeds": int(m.search_seed.nunique()), "retrain_seeds": int(m.retrain_seed.nunique()),
-               "n": int(len(err)), "test_error.mean": float(err.mean()) if len(err) else np.nan,
-               "test_error.std": float(err.std(ddof=1)) if len(err) > 1 else np.nan,
-               "test_error.best": float(err.min()) if len(err) else np.nan,
-               "params_m.mean": float(pd.to_numeric(m.params_m, errors="coerce").mean()) if len(m) else np.nan,
-               "search_seconds": secs, "search_on_gpu": gpu,
-               "profiles": ",".join(sorted({str(p) for p in m.profile.dropna()}))}
-        num_rows.append(row)
         runs_found = int(c.search_runs.iloc[0]) if len(c) else 0
-        seeds = (f"{row['search_seeds'] or runs_found} × {row['retrain_seeds']}"
-                 if row["search_seeds"] or runs_found else f"– × {row['retrain_seeds']}")
-        disp.append([row_name, seeds, fmt(row["test_error.mean"], row["test_error.std"]),
-                     fmt(row["test_error.best"]), fmt(row["params_m.mean"], digits=2) if len(m) else NA,
-                     _cost_text(secs, gpu), f"ours ({row['profiles'] or 'not retrained'})"])
-        if not len(m) or not bool(m.paper.all()):
-            continue   # only paper rows meet published rows
-        base = str(m.base_method.iloc[0])
-        mine = pub[(pub.method == base) & pub.metric.isin(darts_metrics(dataset))]
-        for label, p in mine.groupby("label", sort=False):
-            get = lambda k: p[p.metric == k]  # noqa: E731
-            err_p, best, par, cost = (get(k) for k in darts_metrics(dataset))
-            disp.append([f"↳ published: {label}", "",
-                         fmt(float(err_p["mean"].iloc[0]), float(err_p["std"].iloc[0])) if len(err_p) else NA,
-                         fmt(float(best["mean"].iloc[0])) if len(best) else NA,
-                         fmt(float(par["mean"].iloc[0]), digits=1) if len(par) else NA,
-                         f"{float(cost['mean'].iloc[0]):g} GPU-days" if len(cost) else NA,
-                         "; ".join(sorted(set(p.source))) + _notes(p)])
+        sel = selection_of(m.search_path, dataset) if len(m) else None
+        every, chosen = _split_for_selection(m, sel)
+        mine = pub.iloc[0:0]
+        if len(m) and bool(m.paper.all()):   # only paper rows meet published rows
+            base = str(m.base_method.iloc[0])
+            mine = pub[(pub.method == base) & pub.metric.isin(darts_metrics(dataset))]
+        prot = (mine["protocol"].fillna("").astype(str).str.strip() if "protocol" in mine
+                else pd.Series("", index=mine.index))
+        parts = [("all-searches", every, mine[~prot.isin(["selected"])])]
+        if sel is not None:
+            ok = selection_follows_paper(sel[0])
+            parts.append(("selected", chosen, mine[prot.isin(["selected"])] if ok else mine.iloc[0:0]))
+        else:   # no selection made: the published selected rows still show, beside all searches
+            parts[0] = ("all-searches", every, mine)
+        for protocol, rows, pubs in parts:
+            row, line = _our_row(space, row_name, dataset, protocol, rows, secs, gpu, runs_found,
+                                 sel[0] if protocol == "selected" else None)
+            num_rows.append(row)
+            disp.append(line)
+            for label, p in pubs.groupby("label", sort=False):
+                get = lambda k: p[p.metric == k]  # noqa: E731
+                err_p, best, par, cost = (get(k) for k in darts_metrics(dataset))
+                pp = sorted({str(x) for x in p.get("protocol", pd.Series(dtype=str)).dropna() if str(x).strip()})
+                disp.append([f"↳ published: {label}",
+                             ", ".join(PROTOCOLS.get(x, x) for x in pp) or "not stated", "",
+                             fmt(float(err_p["mean"].iloc[0]), float(err_p["std"].iloc[0])) if len(err_p) else NA,
+                             fmt(float(best["mean"].iloc[0])) if len(best) else NA,
+                             fmt(float(par["mean"].iloc[0]), digits=1) if len(par) else NA,
+                             f"{float(cost['mean'].iloc[0]):g} GPU-days" if len(cost) else NA,
+                             "; ".join(sorted(set(p.source))) + _notes(p)])
     num = pd.DataFrame(num_rows)
-    return num, pd.DataFrame(disp, columns=["method", "search × retrain seeds", "test error (%)",
+    return num, pd.DataFrame(disp, columns=["method", "protocol", "search × retrain seeds", "test error (%)",
                                             "best (%)", "params (M)", "search cost", "source"])
+
+
+def _our_row(space: str, row_name: str, dataset: str, protocol: str, m: pd.DataFrame, secs: float,
+             gpu: bool, runs_found: int, sel: dict | None) -> tuple[dict, list]:
+    """One row of ours: (numeric, display)."""
+    err = pd.to_numeric(m.test_error, errors="coerce").dropna()
+    row = {"space": space, "method": row_name, "protocol": protocol, "dataset": dataset,
+           "search_seeds": int(m.search_seed.nunique()), "retrain_seeds": int(m.retrain_seed.nunique()),
+           "n": int(len(err)), "test_error.mean": float(err.mean()) if len(err) else np.nan,
+           "test_error.std": float(err.std(ddof=1)) if len(err) > 1 else np.nan,
+           "test_error.best": float(err.min()) if len(err) else np.nan,
+           "params_m.mean": float(pd.to_numeric(m.params_m, errors="coerce").mean()) if len(m) else np.nan,
+           "search_seconds": secs, "search_on_gpu": gpu,
+           "profiles": ",".join(sorted({str(p) for p in m.profile.dropna()}))}
+    source = f"ours ({row['profiles'] or 'not retrained'})"
+    if sel is not None:
+        w = sel["winner"]
+        row.update(selected_run=w.get("run"), selection_acc=w.get("selection_acc"),
+                   candidates=len(sel["candidates"]))
+        seeds = f"1 of {len(sel['candidates'])} × {row['retrain_seeds']}"
+        source += (f"; cell of {w.get('run')}, chosen among {len(sel['candidates'])} by "
+                   f"{float(w.get('selection_acc', np.nan)):.2f}% accuracy on {w.get('selected_on')}")
+        if not len(m):
+            source += "; its final retrainings are not finished"
+    elif row["search_seeds"] or runs_found:
+        seeds = f"{row['search_seeds'] or runs_found} × {row['retrain_seeds']}"
+    else:
+        seeds = f"– × {row['retrain_seeds']}"
+    return row, [row_name, PROTOCOLS[protocol], seeds, fmt(row["test_error.mean"], row["test_error.std"]),
+                 fmt(row["test_error.best"]), fmt(row["params_m.mean"], digits=2) if len(m) else NA,
+                 _cost_text(secs, gpu), source]
 
 
 def _notes(p: pd.DataFrame) -> str:

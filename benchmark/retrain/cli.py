@@ -3,7 +3,9 @@
 Genotypes from one finished search run (--run), from every finished run of a results folder
 (--results, with --spaces/--methods), or given on the command line (--genotype: the DARTS
 text form, or a published cell's name: DARTS_V1, DARTS_V2, SDARTS_RS, SDARTS_ADV; the SDARTS
-authors' names c10_s5_random / c10_s5_pgd are accepted for the last two). Each (genotype, retraining seed)
+authors' names c10_s5_random / c10_s5_pgd are accepted for the last two). `python -m
+benchmark.retrain select --help`: the DARTS paper's selection protocol
+(benchmark/retrain/select.py). Each (genotype, retraining seed)
 is one run folder (see benchmark/retrain/job.py) that resumes after a kill and is skipped
 once done. Exit codes: 0 all done, 1 some run failed or was refused, 2 bad input (nothing
 was created).
@@ -45,7 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default=None, help="with --results: only these methods (default: all found)")
     p.add_argument("--seeds", default="0", help="retraining seeds (not the search seeds), e.g. 0-1 (default 0)")
     p.add_argument("--profile", default="paper", choices=PROFILES,
-                   help="paper = the DARTS evaluation protocol (600 epochs); smoke = seconds on a CPU (default paper)")
+                   help="paper = the DARTS evaluation protocol (600 epochs); smoke = seconds on a CPU; "
+                        "select = the DARTS paper's selection training (100 epochs on 45k, validated on the "
+                        "held-out last 5k; select-smoke its smoke size); default paper. The whole selection "
+                        "protocol: python -m benchmark.retrain select --help")
     p.add_argument("--epochs", type=int, help="override the profile's number of epochs")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help=f"override a protocol value; repeatable; keys: {', '.join(SETTABLE)}")
@@ -212,13 +217,19 @@ def plan(args, skipped: list[str] | None = None) -> list:
         data = load(args.dataset, data_path, download)
     except DataError as e:
         raise UsageError(str(e)) from None
+    held = {c.holdout for c in configs.values() if c.valid_on == "holdout"}
+    for h in held:   # the held-out tail must leave images to train on
+        if not 1 <= h < len(data.y_train):
+            raise UsageError(f"--set holdout={h}: must be at least 1 and less than the "
+                             f"{len(data.y_train)} training images of {data_path}")
 
     jobs = []
     for genotype, source, run in sources:
         for seed in seeds:
             cfg = dataclasses.replace(configs[(genotype, seed)], data_md5=data.md5)
-            folder = (folder_for_run(run, args.dataset, seed) if run is not None
-                      else folder_for_genotype(Path(args.out), genotype, args.dataset, seed))
+            sel = cfg.selecting
+            folder = (folder_for_run(run, args.dataset, seed, sel) if run is not None
+                      else folder_for_genotype(Path(args.out), genotype, args.dataset, seed, sel))
             try:
                 RetrainDir(folder).check_identity(cfg.to_json())
             except IdentityMismatch as e:

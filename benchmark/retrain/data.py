@@ -143,3 +143,14 @@ def eval_batches(x: np.ndarray, y: np.ndarray, batch_size: int, mean, std, devic
     for i in range(0, len(y), batch_size):
         xb = torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size])).permute(0, 3, 1, 2).float().div_(255)
         yield ((xb - m) / s).to(device), torch.from_numpy(y[i:i + batch_size]).to(device)
+
+
+def holdout_split(n: int, holdout: int) -> tuple[slice, slice]:
+    """(training images, validation images) of a selection run (profiles `select`): the first
+    n - holdout images of the training set in its official order train, the LAST `holdout`
+    validate; disjoint, together the whole training set, and no test image in either. No seed:
+    the same split for every candidate and every rerun (its identity: valid_on=holdout,
+    holdout=N and the data's md5). ValueError when nothing would be left to train on."""
+    if not 1 <= holdout < n:
+        raise ValueError(f"holdout={holdout}: must be at least 1 and less than the {n} training images")
+    return slice(0, n - holdout), slice(n - holdout, n)

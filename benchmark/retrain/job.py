@@ -7,6 +7,7 @@ epochs.jsonl, checkpoint.pt, done.json, failed.json, .lock):
   a search run's genotype:   <run>/retrain/seed-<r>/           e.g. results/darts/darts/seed-0/retrain/seed-0
   a genotype given by text:  <out>/retrain/darts/<name>/seed-<r>/   name = DARTS_V2, or g-<sha1[:12]>
   CIFAR-100 instead of CIFAR-10: `retrain-cifar100` in place of `retrain`.
+  a selection run (profiles `select`, valid_on set): `retrain-select` (`retrain-cifar100-select`).
 Neither matches the searches' `<space>/<method>/seed-<k>` pattern, so search tools never
 mistake a retraining folder for a search run.
 """
@@ -27,8 +28,11 @@ from benchmark.harness.worker import Outcome, _log, make_deterministic, parent_g
 from benchmark.retrain.profiles import RetrainConfig
 
 
-def subfolder(dataset: str) -> str:
-    return "retrain" if dataset == "cifar10" else f"retrain-{dataset}"
+def subfolder(dataset: str, selecting: bool = False) -> str:
+    """retrain[-<dataset>], and -select after it for a selection run (profiles `select`), so a
+    cell's 100-epoch selection training and its final retrainings never share a folder."""
+    base = "retrain" if dataset == "cifar10" else f"retrain-{dataset}"
+    return base + "-select" if selecting else base
 
 
 def genotype_name(genotype: str) -> str:
@@ -40,12 +44,12 @@ def genotype_name(genotype: str) -> str:
     return "g-" + hashlib.sha1(genotype.encode()).hexdigest()[:12]
 
 
-def folder_for_run(run: Path, dataset: str, seed: int) -> Path:
-    return Path(run) / subfolder(dataset) / f"seed-{seed}"
+def folder_for_run(run: Path, dataset: str, seed: int, selecting: bool = False) -> Path:
+    return Path(run) / subfolder(dataset, selecting) / f"seed-{seed}"
 
 
-def folder_for_genotype(out: Path, genotype: str, dataset: str, seed: int) -> Path:
-    return Path(out) / subfolder(dataset) / "darts" / genotype_name(genotype) / f"seed-{seed}"
+def folder_for_genotype(out: Path, genotype: str, dataset: str, seed: int, selecting: bool = False) -> Path:
+    return Path(out) / subfolder(dataset, selecting) / "darts" / genotype_name(genotype) / f"seed-{seed}"
 
 
 class RetrainDir(RunDir):
@@ -142,7 +146,9 @@ def execute(job: RetrainJob, wait: bool = False) -> Outcome:
                                           "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
             return Outcome(job.label, "failed", reason)
         said = a.repairs + [n for n in notes if a.repairs or "afresh" in n]
-        return Outcome(job.label, "finished", f"test error {done['test_error']:.2f}%", "; ".join(said))
+        what = (f"test error {done['test_error']:.2f}%" if "test_error" in done
+                else f"validation error {done['valid_error']:.2f}% (held out)")
+        return Outcome(job.label, "finished", what, "; ".join(said))
     finally:
         rd.unlock(lock)
 

@@ -20,6 +20,20 @@ bias.zero_()); PyTorch >= 0.4 initialises it to 1. Both profiles use today's `on
 numbers is not 0.3's). It is part of the identity only when it is not the default, so the
 retraining runs made before the option existed keep their identity.
 
+`select` is the DARTS paper's cell selection (Liu et al., DARTS, ICLR 2019, Sec. 3.2 and the
+Table 1 footnote: the search is run 4 times, each
+derived cell is trained from scratch for a short period, 100 epochs on CIFAR-10, and the cell
+with the best validation accuracy is kept; only that cell is then trained for 600 epochs): the
+`paper` values with 100 epochs, trained on 45k training images and validated on the other 5k,
+never on the test set. Which 5k (our choice, recorded in the identity as `valid_on=holdout`,
+`holdout=5000` beside the data's md5): the LAST 5000 images of the training set in its official
+order (torchvision's data_batch_1..5, the order the .npz keeps), training on the first 45000
+(`data.holdout_split`); no seed, so every candidate and every rerun sees the same split.
+The DARTS code itself (quark0/darts cnn/train.py line 87, `valid_data = dset.CIFAR10(...,
+train=False)`) "validates" on the 10k test set: that is offered only as the named setting
+`--set valid_on=test` (train on all 50k, pick by test accuracy), documented as selection on
+the test set. `select-smoke` is `smoke` with the same held-out rule on 128 images.
+
 A config is a retraining run's identity (config.json); a rerun with a different one is
 refused. Every value is validated here (`validate`), before anything is created.
 """
@@ -31,7 +45,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-PROFILES = ("paper", "smoke")
+PROFILES = ("paper", "smoke", "select", "select-smoke")
 BN_INITS = ("ones", "uniform")
 DATASETS = {"cifar10": 10, "cifar100": 100}
 
@@ -43,7 +57,20 @@ PAPER: dict[str, Any] = dict(
 SMOKE: dict[str, Any] = {**PAPER, **dict(
     epochs=2, batch_size=32, C=4, layers=5, train_subset=256, test_subset=128, eval_batch_size=128)}
 
-PROFILE_VALUES = {"paper": PAPER, "smoke": SMOKE}
+# `valid_on`: None = train on the whole training set, evaluate the test set (paper, smoke);
+# "holdout" = train on all but the last `holdout` training images, validate on those (never the
+# test set); "test" = train on the whole training set and select by the test set, as the DARTS
+# code's train.py does (named on purpose: test-set selection).
+VALID_ON = (None, "holdout", "test")
+SELECT: dict[str, Any] = {**PAPER, **dict(epochs=100, valid_on="holdout", holdout=5000)}
+SELECT_SMOKE: dict[str, Any] = {**SMOKE, **dict(valid_on="holdout", holdout=128)}
+for _d in (PAPER, SMOKE):
+    _d.update(valid_on=None, holdout=None)
+
+PROFILE_VALUES = {"paper": PAPER, "smoke": SMOKE, "select": SELECT, "select-smoke": SELECT_SMOKE}
+# The final retraining that follows each selection profile (benchmark/retrain/select.py).
+FINAL_OF = {"select": "paper", "select-smoke": "smoke"}
+SELECT_OF = {v: k for k, v in FINAL_OF.items()}
 
 
 @dataclass(frozen=True)
@@ -69,14 +96,26 @@ class RetrainConfig:
     test_subset: int | None = None    # first N test images (None = all)
     eval_batch_size: int = 96
     bn_init: str = "ones"             # BN weight init: ones (PyTorch >= 0.4) | uniform (0.3's U[0, 1))
+    valid_on: str | None = None       # see VALID_ON; None: no selection (absent from the identity)
+    holdout: int | None = None        # "holdout": the last N training images validate
     data_md5: str = ""                # filled in when the data is loaded
     kind: str = "retrain"             # tells a retraining folder from a search run's
 
     def to_json(self) -> dict:
+        """The identity; the selection fields only where set, and bn_init only where it is not
+        the default, so the identities of retrainings made before they existed stay what they were."""
         d = dataclasses.asdict(self)
-        if d["bn_init"] == "ones":   # the default: left out, so older identities still match
+        for k in ("valid_on", "holdout"):
+            if d[k] is None:
+                del d[k]
+        if d["bn_init"] == "ones":
             del d["bn_init"]
         return d
+
+    @property
+    def selecting(self) -> bool:
+        """A selection run (validation accuracy decides), not a final retraining."""
+        return self.valid_on is not None
 
     @classmethod
     def from_json(cls, d: dict) -> "RetrainConfig":
@@ -102,6 +141,10 @@ _RULES: dict[str, tuple] = {
     "train_subset": (lambda v: v is None or (isinstance(v, int) and v >= 1), "none or an integer >= 1"),
     "test_subset": (lambda v: v is None or (isinstance(v, int) and v >= 1), "none or an integer >= 1"),
     "bn_init": (lambda v: v in BN_INITS, "one of ones (PyTorch >= 0.4, the default), uniform (PyTorch 0.3: U[0, 1))"),
+    "valid_on": (lambda v: v in VALID_ON, "none, holdout (validate on held-out training images) or "
+                                          "test (select on the TEST set, as the DARTS code's train.py does)"),
+    "holdout": (lambda v: v is None or (isinstance(v, int) and v >= 1),
+                "none or an integer >= 1 (held-out training images; less than the training set)"),
 }
 SETTABLE = tuple(_RULES)
 
@@ -119,17 +162,22 @@ def _coerce(key: str, text: str, like: Any) -> Any:
             raise ValueError
         if key == "bn_init":
             return low
-        if key in ("train_subset", "test_subset") and low in ("none", "null", "all"):
+        if key in ("train_subset", "test_subset", "holdout", "valid_on") and low in ("none", "null", "all"):
             return None
+        if key == "valid_on":
+            if low in ("holdout", "test"):
+                return low
+            raise ValueError
         if key in ("epochs", "batch_size", "eval_batch_size", "cutout_length", "C", "layers",
-                   "train_subset", "test_subset"):
+                   "train_subset", "test_subset", "holdout"):
             return int(text)
         value = float(text)
         if not math.isfinite(value):  # inf/nan would be written as null and refused on rerun
             raise ValueError
         return value
     except ValueError:
-        raise ValueError(f"--set {key}={text}: expected {rule} (a finite number)") from None
+        kind = "" if key == "valid_on" else " (a finite number)"
+        raise ValueError(f"--set {key}={text}: expected {rule}{kind}") from None
 
 
 def validate(values: dict) -> None:
@@ -144,6 +192,11 @@ def validate(values: dict) -> None:
             raise ValueError(f"{key}={json.dumps(v)}: expected {rule}")
     if values["lr_min"] > values["lr"]:
         raise ValueError(f"lr_min={values['lr_min']}: must not exceed lr={values['lr']}")
+    if values["valid_on"] == "holdout" and values["holdout"] is None:
+        raise ValueError("holdout=null: valid_on=holdout needs holdout=N (an integer >= 1)")
+    if values["valid_on"] != "holdout" and values["holdout"] is not None:
+        raise ValueError(f"holdout={values['holdout']}: only with valid_on=holdout "
+                         f"(valid_on is {json.dumps(values['valid_on'])})")
     if values["dataset"] not in DATASETS:
         raise ValueError(f"--dataset {values['dataset']}: valid: {', '.join(DATASETS)}")
 
@@ -156,6 +209,7 @@ def resolve(genotype: str, seed: int, profile: str, dataset: str = "cifar10",
     d = dict(PROFILE_VALUES[profile])
     if epochs is not None:
         d["epochs"] = epochs
+    given: set[str] = set()
     for item in sets or []:
         key, sep, text = item.partition("=")
         if not sep:
@@ -163,6 +217,9 @@ def resolve(genotype: str, seed: int, profile: str, dataset: str = "cifar10",
         if key not in _RULES:
             raise ValueError(f"--set {key}: unknown setting; valid: {', '.join(SETTABLE)}")
         d[key] = _coerce(key, text, d[key])
+        given.add(key)
+    if "valid_on" in given and d["valid_on"] != "holdout" and "holdout" not in given:
+        d["holdout"] = None   # --set valid_on=test in `select`: no held-out images then
     d["dataset"] = dataset
     validate(d)
     return RetrainConfig(genotype=genotype, seed=seed, profile=profile, **d)

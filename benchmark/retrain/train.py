@@ -8,7 +8,9 @@ drop-path probability is set first (profiles.drop_path_at), the learning rate is
 schedule's value for that epoch, and the test set is evaluated in eval mode afterwards
 (`infer`). train_loss is the optimised objective (main + weighted auxiliary loss), as
 train.py's `objs` meter; train_acc and test_acc are top-1 % of the main head, averaged per
-image (AvgrageMeter weighted by batch size). A resumed run restores model, optimizer,
+image (AvgrageMeter weighted by batch size). A selection run (profiles `select`,
+valid_on=holdout) trains on the training images before the held-out tail and evaluates the
+held-out ones instead (valid_loss, valid_acc; the test set is never read). A resumed run restores model, optimizer,
 scheduler and every RNG (python, numpy, torch incl. the drop-path masks, CUDA, the data-order
 and augmentation stream), so its records equal an uninterrupted run's. The checkpoint carries
 the config it was made under (its identity): one made under other settings is refused, as
@@ -27,7 +29,7 @@ from benchmark.harness.loop import StopRequested, rng_state, seed_everything, se
 from benchmark.harness.progress import EpochProgress, Progress
 from benchmark.harness.records import append_jsonl, atomic_write, atomic_write_json, read_jsonl, rewrite_jsonl, scan_jsonl
 from benchmark.harness.rundir import IdentityMismatch, identity_differences
-from benchmark.retrain.data import NORMALISATION, TrainTest, cutout, eval_batches
+from benchmark.retrain.data import NORMALISATION, TrainTest, cutout, eval_batches, holdout_split
 from benchmark.retrain.profiles import RetrainConfig, drop_path_at
 
 
@@ -69,14 +71,36 @@ def parameter_count(model: torch.nn.Module) -> int:
     return int(count_parameters(model))
 
 
-def evaluate(model, data: TrainTest, cfg: RetrainConfig, device) -> tuple[float, float]:
-    """(mean loss, top-1 %) on the (first test_subset) test images, eval mode."""
-    mean, std = NORMALISATION[cfg.dataset]
+def evaluation_set(data: TrainTest, cfg: RetrainConfig):
+    """(x, y, prefix) the per-epoch evaluation reads: the held-out training images under
+    valid_on=holdout (data.x_test is never touched then), else the (first test_subset) test
+    images; prefix names the records' keys (valid_*, test_*)."""
+    if cfg.valid_on == "holdout":
+        _, held = holdout_split(len(data.y_train), cfg.holdout)
+        return data.x_train[held], data.y_train[held], "valid"
     n = cfg.test_subset or len(data.y_test)
+    return data.x_test[:n], data.y_test[:n], "test"
+
+
+def training_set(data: TrainTest, cfg: RetrainConfig):
+    """(x, y): the (first train_subset) training images; under valid_on=holdout only those
+    before the held-out tail."""
+    x, y = data.x_train, data.y_train
+    if cfg.valid_on == "holdout":
+        train, _ = holdout_split(len(y), cfg.holdout)
+        x, y = x[train], y[train]
+    n = cfg.train_subset or len(y)
+    return x[:n], y[:n]
+
+
+def evaluate(model, data: TrainTest, cfg: RetrainConfig, device) -> tuple[float, float]:
+    """(mean loss, top-1 %) on the evaluation set (`evaluation_set`), eval mode."""
+    mean, std = NORMALISATION[cfg.dataset]
+    x, y, _ = evaluation_set(data, cfg)
     model.eval()
     loss_sum, correct, count = 0.0, 0, 0
     with torch.no_grad():
-        for xb, yb in eval_batches(data.x_test[:n], data.y_test[:n], cfg.eval_batch_size, mean, std, device):
+        for xb, yb in eval_batches(x, y, cfg.eval_batch_size, mean, std, device):
             logits, _ = model(xb)
             loss_sum += torch.nn.functional.cross_entropy(logits, yb, reduction="sum").item()
             correct += (logits.argmax(1) == yb).sum().item()
@@ -120,10 +144,10 @@ def run_retrain(cfg: RetrainConfig, folder: Path, data: TrainTest, device: str =
     device = torch.device(device)
     seed_everything(cfg.seed)
     streams = {"train": torch.Generator().manual_seed(cfg.seed * 1000 + 1)}
-    n_train = cfg.train_subset or len(data.y_train)
+    x_train, y_train = training_set(data, cfg)
     mean, std = NORMALISATION[cfg.dataset]
-    train = BatchStream(data.x_train[:n_train], data.y_train[:n_train], cfg.batch_size, True,
-                        streams["train"], device, mean=mean, std=std)
+    train = BatchStream(x_train, y_train, cfg.batch_size, True, streams["train"], device, mean=mean, std=std)
+    ev = evaluation_set(data, cfg)[2]   # the records' key prefix: valid (held out) or test
 
     model = build_model(cfg, data.num_classes).to(device)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
@@ -173,12 +197,12 @@ def run_retrain(cfg: RetrainConfig, folder: Path, data: TrainTest, device: str =
             count += len(yb)
             bar.step()
         sched.step()
-        test_loss, test_acc = evaluate(model, data, cfg, device)
+        ev_loss, ev_acc = evaluate(model, data, cfg, device)
         dt, dc = time.perf_counter() - t0, time.process_time() - c0
         wall, cpu = wall + dt, cpu + dc
         append_jsonl(files.epochs, {
             "epoch": epoch, "train_loss": loss_sum / count, "train_acc": 100.0 * correct / count,
-            "test_loss": test_loss, "test_acc": test_acc, "lr": lr,
+            f"{ev}_loss": ev_loss, f"{ev}_acc": ev_acc, "lr": lr,
             "drop_path_prob": model.drop_path_prob,
             "timing": {"epoch_seconds": dt, "wall_seconds": wall, "cpu_seconds": cpu}})
         state = {"epoch": epoch, "wall_seconds": wall, "cpu_seconds": cpu, "identity": cfg.to_json(),
@@ -186,22 +210,27 @@ def run_retrain(cfg: RetrainConfig, folder: Path, data: TrainTest, device: str =
                  "scheduler": sched.state_dict(), "rng": rng_state(streams)}
         atomic_write(files.checkpoint, lambda f: torch.save(state, f), mode="wb")
         bar.epoch(epoch, {"train_loss": loss_sum / count, "train_acc": 100.0 * correct / count,
-                          "test_loss": test_loss, "test_acc": test_acc}, dt)
+                          f"{ev}_loss": ev_loss, f"{ev}_acc": ev_acc}, dt)
         if should_stop is not None and epoch < cfg.epochs and should_stop():
             bar.close()
             raise StopRequested(f"stopped after the checkpoint of epoch {epoch}")
     bar.close()
     last = read_jsonl(files.epochs)[-1]
     on_gpu = device.type == "cuda"
+    n_eval = len(evaluation_set(data, cfg)[1])
     done = {"genotype": cfg.genotype, "dataset": cfg.dataset, "epochs": cfg.epochs,
-            "test_acc": last["test_acc"], "test_error": 100.0 - last["test_acc"],
-            "test_images": min(cfg.test_subset or len(data.y_test), len(data.y_test)),
-            "params": parameter_count(model), "params_millions": parameter_count(model) / 1e6,
-            "wall_seconds": wall, "process_cpu_seconds": cpu,
-            "gpu_hours": wall / 3600 if on_gpu else None,
-            "cpu_hours": None if on_gpu else wall / 3600,
-            "device": str(device),
-            "device_name": torch.cuda.get_device_name(device) if on_gpu else "cpu"}
+            f"{ev}_acc": last[f"{ev}_acc"], f"{ev}_error": 100.0 - last[f"{ev}_acc"],
+            f"{ev}_images": n_eval, "train_images": len(y_train)}
+    if cfg.selecting:   # what the selection compares (benchmark/retrain/select.py)
+        done.update(selection_acc=last[f"{ev}_acc"],
+                    selected_on=(f"held-out training images {len(data.y_train) - n_eval}-"
+                                 f"{len(data.y_train) - 1} (the last {n_eval})" if ev == "valid"
+                                 else "the TEST set (as the DARTS code's train.py; not a clean selection)"))
+    done.update({
+        "params": parameter_count(model), "params_millions": parameter_count(model) / 1e6,
+        "wall_seconds": wall, "process_cpu_seconds": cpu,
+        "gpu_hours": wall / 3600 if on_gpu else None, "cpu_hours": None if on_gpu else wall / 3600,
+        "device": str(device), "device_name": torch.cuda.get_device_name(device) if on_gpu else "cpu"})
     atomic_write_json(files.done, done)
     files.failed.unlink(missing_ok=True)
     return done

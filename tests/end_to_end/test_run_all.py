@@ -100,3 +100,8 @@ def test_run_all_darts_space_ends_with_the_retrained_table(tmp_path):
     assert (out / "darts" / "darts" / "seed-0" / "retrain" / "seed-0" / "done.json").exists()
     md = (out / "report" / "report.md").read_text()
     assert "tables/darts_cifar10_retrained.tex" in md and "figures/darts_collapse.png" in md
+    # the DARTS paper's selection protocol ran too: the winner, its final retrainings, both rows
+    sel = json.loads((out / "darts" / "darts" / "selection.json").read_text())
+    assert sel["winner"]["run"] == "seed-0" and len(sel["candidates"]) == 1
+    assert (out / "darts" / "darts" / "seed-0" / "retrain" / "seed-1" / "done.json").exists()
+    assert "| all searches |" in md and "| selected (DARTS protocol) |" in md

@@ -1,0 +1,88 @@
+"""The DARTS-space table's two rows per method: "all searches" and "selected (DARTS
+protocol)" (analysis/darts_space.py, selection.json of benchmark/retrain/select.py)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import collect as C, darts_space as D, tables as T
+from benchmark.retrain.profiles import SELECT
+from spaces.darts import DARTS_V1, DARTS_V2
+from tests.analysis.test_analysis_darts import _retrain, _search, _write
+
+
+def _selection(root, method, winner, accs, settings=None):
+    cands = [{"run": f"seed-{k}", "search_seed": k, "search_run": str(root / "darts" / method / f"seed-{k}"),
+              "selection_acc": a, "selected_on": "held-out training images 45000-49999 (the last 5000)"}
+             for k, a in enumerate(accs)]
+    _write(root / "darts" / method / "selection.json",
+           {"protocol": "selected", "candidates": cands, "winner": cands[winner],
+            "settings": settings or {**SELECT, "profile": "select", "seed": 0}})
+
+
+@pytest.fixture
+def results(tmp_path):
+    runs = [_search(tmp_path, "darts-2nd", k, [DARTS_V2, g], wall=3600.0, device="cuda:0", paper=True)
+            for k, g in enumerate((DARTS_V1, DARTS_V2, DARTS_V1))]
+    for k, r in enumerate(runs):   # all searches: 3 search runs x retraining seed 0
+        _retrain(r / "retrain" / "seed-0", 0, 3.0 + k / 10, epochs=600)
+        _retrain(r / "retrain-select" / "seed-0", 0, np.nan, epochs=100, valid_on="holdout", holdout=5000,
+                 profile="select")
+    for s, e in ((1, 2.6), (2, 3.4)):   # the winner (seed-1) retrained with two more seeds
+        _retrain(runs[1] / "retrain" / f"seed-{s}", s, e, epochs=600)
+    _selection(tmp_path, "darts-2nd", 1, [96.0, 97.0, 95.5])
+    return tmp_path
+
+
+def test_all_searches_and_selected_rows_beside_published_rows_of_their_protocol(results):
+    _, runs = C.collect(results)
+    retrains = D.collect_retrains(results)
+    pub = T.load_published()
+    pub = pub.assign(protocol=np.where(pub.method == "darts-2nd", "selected", ""))   # after the CSV gets the column
+    num, disp = D.darts_table(retrains, runs, pub, "darts", "cifar10")
+    rows = num.set_index("protocol")
+    every, sel = rows.loc["all-searches"], rows.loc["selected"]
+    # all searches: 3 search runs x seed 0 (the winner's extra final seeds are not counted there)
+    assert (every["n"], every["search_seeds"], every["retrain_seeds"]) == (3, 3, 1)
+    assert every["test_error.mean"] == pytest.approx(3.1)
+    # selected: the winner's (seed-1) three retrainings 3.1, 2.6, 3.4
+    assert (sel["n"], sel["search_seeds"], sel["retrain_seeds"]) == (3, 1, 3)
+    assert sel["test_error.mean"] == pytest.approx((3.1 + 2.6 + 3.4) / 3)
+    assert sel["test_error.std"] == pytest.approx(np.std([3.1, 2.6, 3.4], ddof=1))
+    assert sel["selected_run"] == "seed-1" and sel["candidates"] == 3
+    # the selection trainings (valid_on set) count in no row
+    assert num.n.sum() == 6
+    methods, prots = list(disp.method), list(disp.protocol)
+    i_sel = prots.index("selected (DARTS protocol)")
+    assert methods[i_sel] == "darts-2nd" and disp["search × retrain seeds"][i_sel] == "1 of 3 × 3"
+    assert methods[i_sel + 1] == "↳ published: DARTS (2nd order) + cutout"   # beside the selected row
+    assert prots[i_sel + 1] == "selected (DARTS protocol)"
+    i_all = prots.index("all searches")
+    assert i_all < i_sel and not methods[i_all + 1].startswith("↳")   # no all-searches published row
+    assert "97.00%" in disp.source[i_sel] and "seed-1" in disp.source[i_sel]
+
+
+def test_without_a_protocol_column_published_rows_stay_beside_all_searches(results):
+    """Before published.csv has the `protocol` column; and a selection not made under the
+    `select` profile meets no published row."""
+    _, runs = C.collect(results)
+    retrains = D.collect_retrains(results)
+    pub = T.load_published()
+    num, disp = D.darts_table(retrains, runs, pub.drop(columns=["protocol"], errors="ignore"), "darts", "cifar10")
+    methods = list(disp.method)
+    assert methods[methods.index("darts-2nd") + 1] == "↳ published: DARTS (2nd order) + cutout"
+    _selection(results, "darts-2nd", 1, [96.0, 97.0, 95.5], settings={**SELECT, "profile": "select", "epochs": 10})
+    pub2 = pub.assign(protocol=np.where(pub.method == "darts-2nd", "selected", ""))
+    _, disp2 = D.darts_table(retrains, runs, pub2, "darts", "cifar10")
+    assert "↳ published: DARTS (2nd order) + cutout" not in list(disp2.method)
+
+
+def test_no_selection_no_selected_row(results):
+    (results / "darts" / "darts-2nd" / "selection.json").unlink()
+    _, runs = C.collect(results)
+    num, _ = D.darts_table(D.collect_retrains(results), runs, T.load_published(), "darts", "cifar10")
+    assert list(num.protocol) == ["all-searches"] and num.n.iloc[0] == 5   # every retraining counts
+    assert isinstance(num, pd.DataFrame)
