@@ -19,13 +19,48 @@ REGRET_METRICS = ("test_regret", "test_error", "valid_regret", "valid_error")
 NA = "n/a"
 
 
+# The protocol a published number (and a row of ours) rests on (published.csv `protocol`):
+# tabular spaces: `search-runs` (mean ± std over search runs, each run's final cell looked up
+# in the table), `table-optimum` (the best cell of the table); the DARTS space: `selected`
+# (the DARTS protocol: best of N searches by a short retraining's validation accuracy, the
+# winner retrained R times, mean ± std), `all-searches` (mean over search seeds x retraining
+# seeds), `best` (one best single run). Empty: the source states none.
+PROTOCOLS = ("search-runs", "table-optimum", "selected", "all-searches", "best")
+FLAGS = ("also_reported", "context")
+
+
 def load_published(path: str | Path = PUBLISHED) -> pd.DataFrame:
-    pub = pd.read_csv(path, dtype={"space": str, "method": str, "metric": str})
+    """published.csv with `also_reported` / `context` as booleans (False where a file lacks
+    them) and `protocol` as text ('' = not stated). Every row needs a source; a protocol must
+    be one of PROTOCOLS or empty."""
+    pub = pd.read_csv(path, dtype={"space": str, "method": str, "metric": str, "protocol": str})
     missing = pub[pub["source"].isna() | (pub["source"].astype(str).str.strip() == "")]
     if len(missing):
         raise ValueError(f"{path}: every published number needs a source; missing in rows "
                          f"{list(missing.index)}")
+    for flag in FLAGS:
+        if flag not in pub:
+            pub[flag] = False
+        bad = ~pub[flag].astype(str).str.lower().isin(["true", "false", "1", "0", "nan"])
+        if bad.any():
+            raise ValueError(f"{path}: column {flag} must be true or false; rows {list(pub.index[bad])}")
+        pub[flag] = pub[flag].astype(str).str.lower().isin(["true", "1"])
+    pub["protocol"] = pub["protocol"].fillna("") if "protocol" in pub else ""
+    bad = ~pub.protocol.isin(("",) + PROTOCOLS)
+    if bad.any():
+        raise ValueError(f"{path}: protocol must be one of {', '.join(PROTOCOLS)} or empty; rows "
+                         f"{list(pub.index[bad])}")
     return pub
+
+
+def headline(published: pd.DataFrame) -> pd.DataFrame:
+    """The published rows that meet ours in difference columns: not "also reported", not a
+    context row (a method not run here)."""
+    keep = pd.Series(True, index=published.index)
+    for flag in FLAGS:
+        if flag in published:
+            keep &= ~published[flag].astype(bool)
+    return published[keep]
 
 
 def space_kind(final: pd.DataFrame, space: str) -> str:
@@ -49,11 +84,12 @@ def numeric_table(final: pd.DataFrame, published: pd.DataFrame, space: str,
                   metrics: tuple[str, ...]) -> pd.DataFrame:
     """One row per method: n_seeds, and per metric mean/std/n, published mean/std, diff."""
     sub = final[final.space == space]
-    pub = published[published.space == space]
+    pub = headline(published[published.space == space])
     rows = []
     for method in sorted(sub.method.unique()):
         runs = sub[sub.method == method]
-        row = {"space": space, "method": method, "n_seeds": int(runs.seed.nunique())}
+        row = {"space": space, "method": method, "n_seeds": int(runs.seed.nunique()),
+               "base_method": str(runs.base_method.iloc[0]) if "base_method" in runs else method}
         # A row is one configuration (analysis/collect.py `configurations`): it meets the
         # published rows of its method only if it follows the paper protocol.
         base = str(runs.base_method.iloc[0]) if "base_method" in runs else method
@@ -87,12 +123,17 @@ def fmt(mean: float, std: float = np.nan, n: int | None = None, total: int | Non
 
 def display_table(num: pd.DataFrame, published: pd.DataFrame, space: str,
                   metrics: tuple[str, ...], headers: list[str], digits: int = 2) -> pd.DataFrame:
-    """Rows: optimum, then per method: ours, the published row (if any), the difference."""
+    """Rows: optimum, then per method: ours, the published row (if any), the difference, any
+    "also reported" values of the method (no difference: another source's figure); last, the
+    context rows (published methods this suite does not run), printed as such."""
     rows = []
-    opt = published[(published.space == space) & (published.method == "optimum")]
+    here = published[published.space == space]
+    opt = here[(here.method == "optimum")]
     if len(opt):
         rows.append(["optimum (published)", ""] + [
             fmt(*_pub(opt, m), digits=digits) for m in metrics])
+    also = here[here.also_reported.astype(bool) & ~here.context.astype(bool)] if "also_reported" in here \
+        else here.iloc[0:0]
     for _, r in num.iterrows():
         rows.append([r.method, str(r.n_seeds)] + [
             fmt(r[f"{m}.mean"], r[f"{m}.std"], r[f"{m}.n"], r.n_seeds, digits) for m in metrics])
@@ -101,6 +142,16 @@ def display_table(num: pd.DataFrame, published: pd.DataFrame, space: str,
                 fmt(r[f"{m}.published"], r[f"{m}.published_std"], digits=digits) for m in metrics])
             rows.append(["↳ ours − published", ""] + [
                 fmt(r[f"{m}.diff"], digits=digits, signed=True) for m in metrics])
+            base = r.base_method if "base_method" in r and isinstance(r.base_method, str) else r.method
+            for label, p in also[also.method == base].groupby("label", sort=False):
+                if any(p.metric.isin(metrics)):
+                    rows.append([f"↳ also reported: {label}", ""] + [
+                        fmt(*_pub(p, m), digits=digits) for m in metrics])
+    ctx = here[here.context.astype(bool)] if "context" in here else here.iloc[0:0]
+    for label, p in ctx.groupby("label", sort=False):
+        if any(p.metric.isin(metrics)):
+            rows.append([f"context (not run here), published: {label}", ""] + [
+                fmt(*_pub(p, m), digits=digits) for m in metrics])
     return pd.DataFrame(rows, columns=["method", "seeds"] + headers)
 
 
