@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis import cells as CD, collect as C, darts_space as D, html_page as H, plots as P, stats as S, tables as T  # noqa: E402
+from analysis import verdicts as V  # noqa: E402
 from benchmark.paths import folder_problem  # noqa: E402
 
 # md5 (benchmark/harness/data.py: of the decoded x_train/y_train arrays) of CIFAR-10 copies known to
@@ -202,6 +203,7 @@ def _build(results: Path, out: Path, heatmap_runs: int, include_damaged: bool) -
                                                " — NON-OFFICIAL DATA COPY (trend check, not a reproduction)")
     md = [title, "", f"Data: {prov}. Results: `{results}`. Std = sample std over seeds (ddof=1); "
           "n/a = the benchmark table has no such figure or the run was not scored.", ""]
+    md += _verdict_section(results, final, runs, published, tab_dir)
 
     md += _configuration_note(runs)
     md += ["## Runs", "", T.to_markdown(runs.groupby(["space", "method", "status"]).size()
@@ -297,6 +299,36 @@ def _build(results: Path, out: Path, heatmap_runs: int, include_damaged: bool) -
     report.write_text("\n".join(md) + "\n")
     H.write_html(report, out / "report.html", title=title.lstrip("# "))
     return runs
+
+
+def _verdict_section(results: Path, final: pd.DataFrame, runs: pd.DataFrame, published: pd.DataFrame,
+                     tab_dir: Path) -> list[str]:
+    """"Published vs reproduced" (analysis/verdicts.py): every published number of the spaces
+    in these results beside every matching row of ours, with its verdict or why there is none.
+    tables/published_vs_reproduced_all.csv holds every number of published.csv."""
+    retrains = D.label_retrains(D.collect_all_retrains(results), runs)
+    ours = pd.concat([V.ours_from_final(final, runs), V.ours_from_retrains(retrains, runs)],
+                     ignore_index=True)
+    table = V.verdicts(ours, published, set(OFFICIAL_DATA_MD5))
+    tab_dir.mkdir(parents=True, exist_ok=True)
+    table.to_csv(tab_dir / "published_vs_reproduced_all.csv", index=False)
+    spaces = set(runs.space.dropna()) | set(retrains.space.dropna() if len(retrains) else [])
+    shown = table[table.space.isin(spaces)].reset_index(drop=True)
+    counts = shown.verdict.replace("", "no verdict").map(lambda v: "differs" if v.startswith("differs") else v)
+    summary = ", ".join(f"{n} {k}" for k, n in counts.value_counts().items()) or "nothing to compare"
+    cap = ("Published vs reproduced: every published number of these spaces (analysis/published.csv), "
+           "each beside every matching row of ours (same space, method, metric; on the DARTS space the "
+           "same protocol). Verdict: reproduced = the published mean lies in the 95% Student-t interval "
+           "of our mean; differs = it does not (direction given); too few seeds = n < 3. Only rows "
+           "under the paper profile, unchanged, on the official data get a verdict; `why` says why "
+           "not. Welch p: Welch's t-test against the source's mean, std and run count, where it "
+           "gives them")
+    lines = ["## Published vs reproduced", "", cap + ".", "", f"{len(shown)} lines: {summary}.", "",
+             T.write_table(shown, V.display(shown), tab_dir, "published_vs_reproduced", cap),
+             "Also as [LaTeX](tables/published_vs_reproduced.tex) and [CSV](tables/published_vs_reproduced.csv); "
+             "every number of published.csv, of every space: "
+             "[CSV](tables/published_vs_reproduced_all.csv).", ""]
+    return lines
 
 
 def _configuration_note(runs: pd.DataFrame) -> list[str]:

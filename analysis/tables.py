@@ -33,7 +33,10 @@ def load_published(path: str | Path = PUBLISHED) -> pd.DataFrame:
     """published.csv with `also_reported` / `context` as booleans (False where a file lacks
     them) and `protocol` as text ('' = not stated). Every row needs a source; a protocol must
     be one of PROTOCOLS or empty."""
-    pub = pd.read_csv(path, dtype={"space": str, "method": str, "metric": str, "protocol": str})
+    pub = pd.read_csv(path, dtype={"space": str, "method": str, "metric": str, "protocol": str, "mean": str})
+    # digits after the point as printed (54.30: 2): the verdicts widen by half that unit
+    pub["mean_decimals"] = [len(m.split(".", 1)[1]) if isinstance(m, str) and "." in m else 0 for m in pub["mean"]]
+    pub["mean"] = pd.to_numeric(pub["mean"], errors="coerce")
     missing = pub[pub["source"].isna() | (pub["source"].astype(str).str.strip() == "")]
     if len(missing):
         raise ValueError(f"{path}: every published number needs a source; missing in rows "
@@ -41,10 +44,11 @@ def load_published(path: str | Path = PUBLISHED) -> pd.DataFrame:
     for flag in FLAGS:
         if flag not in pub:
             pub[flag] = False
-        bad = ~pub[flag].astype(str).str.lower().isin(["true", "false", "1", "0", "nan"])
+        text = pub[flag].map(lambda v: "" if v is None or v != v else str(v).strip().lower())
+        bad = ~text.isin(["true", "false", "1", "0", "1.0", "0.0", ""])   # empty: false
         if bad.any():
             raise ValueError(f"{path}: column {flag} must be true or false; rows {list(pub.index[bad])}")
-        pub[flag] = pub[flag].astype(str).str.lower().isin(["true", "1"])
+        pub[flag] = text.isin(["true", "1", "1.0"])
     pub["protocol"] = pub["protocol"].fillna("") if "protocol" in pub else ""
     bad = ~pub.protocol.isin(("",) + PROTOCOLS)
     if bad.any():
