@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Run the whole grid, score it, and write the report:
-#   ./run_all.sh [--profile paper|smoke] [--methods a,b] [--spaces x,y] [--seeds 0-4]
+#   ./run_all.sh [--profile paper|fair|smoke] [--methods a,b] [--spaces x,y] [--seeds 0-4]
 #                [--epochs N] [--out results] [--benchmarks DIR] [any other benchmark/run.py option]
 #   ./run_all.sh --tests        run the test suite instead (.venv/bin/python -m pytest tests -q -n 2)
 #
 # Steps: (1) create .venv from requirements.txt when missing; (2) python benchmark/run.py over
 # every registered method x space x seed (or the ones given); (3) when darts is among the
-# spaces: python -m benchmark.retrain --results OUT --spaces darts --profile PROFILE (the
+# spaces: python -m benchmark.retrain --results OUT --spaces darts --profile PROFILE (paper under fair; the
 # DARTS space is scored by retraining its genotypes); (4) python -m benchmark.score;
 # (5) python analysis/report.py --results OUT --out OUT/report (report.md, report.html).
 # Defaults: profile paper where CUDA is available, else smoke (said loudly); methods = all
@@ -64,8 +64,14 @@ if [ -z "$PROFILE" ]; then
              "epochs; numbers are NOT the paper protocol). Pass --profile paper to insist. ********" >&2
     fi
 fi
-case "$PROFILE" in paper|smoke) ;; *) echo "error: --profile $PROFILE: valid: paper, smoke" >&2; exit 2 ;; esac
-[ -n "$SEEDS" ] || { [ "$PROFILE" = paper ] && SEEDS=0-4 || SEEDS=0-1; }
+case "$PROFILE" in paper|smoke|fair) ;; *) echo "error: --profile $PROFILE: valid: paper, fair, smoke" >&2; exit 2 ;; esac
+case "$PROFILE" in   # say which protocol this grid runs (docs/profiles.md#fair-or-paper)
+    paper) echo "run_all: profile paper: each method's own published protocol (to reproduce its numbers; methods are not ranked against each other where protocols differ)" >&2 ;;
+    fair)  echo "run_all: profile fair: one schedule per space for every method (to compare methods; no published number is set against these runs)" >&2 ;;
+    smoke) echo "run_all: profile smoke: a tiny pipeline check (no verdicts, not a protocol)" >&2 ;;
+esac
+RETRAIN_PROFILE="$PROFILE"; [ "$PROFILE" != fair ] || RETRAIN_PROFILE=paper   # one retraining protocol for all
+[ -n "$SEEDS" ] || { [ "$PROFILE" != smoke ] && SEEDS=0-4 || SEEDS=0-1; }
 BENCH="${BENCH:-${NAS_BENCHMARKS:-${TORCH_HOME:-$HOME/.torch}}}"
 [ -n "$METHODS" ] || METHODS="$("$PY" analysis/grid_defaults.py methods)"
 if [ -z "$SPACES" ]; then
@@ -88,7 +94,7 @@ status=0
 [ "$status" -ne 2 ] || exit 2          # bad input: nothing ran
 
 if [[ ",$SPACES," == *",darts,"* ]]; then   # DARTS-space genotypes are scored by retraining
-    RETRAIN=("$PY" -m benchmark.retrain --results "$OUT" --spaces darts --profile "$PROFILE")
+    RETRAIN=("$PY" -m benchmark.retrain --results "$OUT" --spaces darts --profile "$RETRAIN_PROFILE")
     i=0   # forward the run.py options the retraining command shares (data, devices, backend)
     while [ "$i" -lt "${#PASS[@]}" ]; do
         a="${PASS[$i]}"

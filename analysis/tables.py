@@ -236,3 +236,27 @@ def write_table(num: pd.DataFrame, disp: pd.DataFrame, out: str | Path, name: st
     (out / f"{name}.md").write_text(f"{caption}\n\n{md}")
     (out / f"{name}.tex").write_text(to_latex(disp, caption))
     return md
+
+
+def paper_vs_fair(spaces: list[str] | None = None, methods: list[str] | None = None) -> pd.DataFrame:
+    """What each method's `paper` profile changes against `fair`, per space, from the code
+    (benchmark/harness/config.py `paper_vs_fair`): one row per (space, method) with the changed
+    fields as `field: paper (fair value)`, or "nothing: paper = fair"."""
+    from benchmark.harness.config import paper_vs_fair as diff
+    from methods.registry import available as all_methods
+    from spaces import available as all_spaces
+    rows = []
+    for space in spaces or all_spaces():
+        for method in methods or all_methods():
+            try:
+                d = diff(space, method)
+            except (KeyError, ValueError):   # a space or method this checkout does not know
+                continue
+            text = "; ".join(f"{k}: {_short(a)} (fair {_short(b)})" for k, (a, b) in d.items())
+            rows.append({"space": space, "method": method, "paper changes": text or "nothing: paper = fair"})
+    return pd.DataFrame(rows, columns=["space", "method", "paper changes"])
+
+
+def _short(v) -> str:
+    import json
+    return json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else str(v)

@@ -175,7 +175,7 @@ def verdicts(ours: pd.DataFrame, published: pd.DataFrame, official_md5=()) -> pd
             out.update(welch_t=t, welch_p=pv)
             why_not = _why_not_paper(grp, official)
             if why_not:
-                out.update(verdict="", why=f"no verdict: {why_not}")
+                out.update(verdict="", why=f"no verdict: {why_not}", welch_t=np.nan, welch_p=np.nan)
             elif note and j["verdict"] not in ("", "too few seeds"):
                 out["why"] = f"{j['why']}; {note}"
             rows.append(out)
@@ -237,8 +237,30 @@ def ours_from_final(final: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
             "paper": sub.path.map(info.paper).fillna(False).astype(bool).values if "paper" in info
             else False,
             "data_md5": sub.path.map(info.data_md5).values,
-            "differs": sub.path.map(info.differs).fillna("").values if "differs" in info else ""}))
+            "differs": [_changed(info, path) for path in sub.path]}))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=OURS_COLUMNS)
+
+
+_PAPER: dict = {}   # (space, method) -> its paper config, resolved once
+
+
+def _changed(info: pd.DataFrame, path: str) -> str:
+    """What a `paper`-profile run changed against its paper protocol ('' if nothing or unknown)."""
+    import json
+
+    from analysis.collect import IGNORED_FOR_PAPER, _flat, _paper_config
+    if path not in info.index or info.profile.get(path) != "paper" or not isinstance(info.config.get(path), str):
+        return ""
+    cfg = json.loads(info.config[path])
+    key = (cfg.get("space", ""), cfg.get("method", ""))
+    if key not in _PAPER:
+        _PAPER[key] = _paper_config(*key)
+    want = _PAPER[key]
+    if want is None:
+        return ""
+    have, want = _flat(cfg), _flat(want)
+    return ", ".join(f"{k}={have.get(k)}" for k in sorted(want)
+                     if k not in IGNORED_FOR_PAPER and have.get(k) != want[k])
 
 
 def ours_from_retrains(retrains: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
