@@ -267,7 +267,7 @@ def _build(results: Path, out: Path, heatmap_runs: int, include_damaged: bool) -
     counted = runs.assign(status=runs.status.replace({"damaged": "done"})) if include_damaged else runs
     num, disp = T.cost_tables(epochs, counted)
     md += ["## Search cost", "", T.write_table(num, disp, tab_dir, "search_cost",
-                                               "Search cost: wall seconds per finished run and per epoch"), ""]
+                                               "Search cost: wall seconds per finished run and per epoch; cost per search (one search run) in GPU-days where the runs ran on a GPU, else CPU-hours, and the device"), ""]
 
     md += ["## Figures", ""]
     figs: list[tuple[str, list[Path]]] = []

@@ -188,17 +188,43 @@ def cost_tables(epochs: pd.DataFrame, runs: pd.DataFrame) -> tuple[pd.DataFrame,
             last = ep.groupby("seed")["wall_seconds"].max()
             wall = grp.seed.map(last).where(wall.isna(), wall)
         w, e = _stats(wall), _stats(ep["epoch_seconds"] if "epoch_seconds" in ep else pd.Series(dtype=float))
+        devices = _devices(grp.path) if "path" in grp else []
+        gpu = bool(devices) and all(d.startswith("cuda") for d, _ in devices)
         rows.append({"space": space, "method": method, "runs": len(grp),
                      "run_seconds.mean": w["mean"], "run_seconds.std": w["std"],
                      "epoch_seconds.mean": e["mean"], "epoch_seconds.std": e["std"],
-                     "epochs": int(e["n"])})
+                     "epochs": int(e["n"]),
+                     "cost_per_run": (w["mean"] / 86400 if gpu else w["mean"] / 3600),
+                     "cost_unit": "GPU-days" if gpu else "CPU-hours",
+                     "device": "; ".join(sorted({f"{d} on {h}" for d, h in devices})) or "not recorded"})
     num = pd.DataFrame(rows, columns=["space", "method", "runs", "run_seconds.mean", "run_seconds.std",
-                                      "epoch_seconds.mean", "epoch_seconds.std", "epochs"])
+                                      "epoch_seconds.mean", "epoch_seconds.std", "epochs",
+                                      "cost_per_run", "cost_unit", "device"])
     disp = pd.DataFrame({
         "space": num.space, "method": num.method, "runs": num.runs.astype(str),
         "wall s / run": [fmt(m, s, digits=1) for m, s in zip(num["run_seconds.mean"], num["run_seconds.std"])],
-        "s / epoch": [fmt(m, s, digits=2) for m, s in zip(num["epoch_seconds.mean"], num["epoch_seconds.std"])]})
+        "s / epoch": [fmt(m, s, digits=2) for m, s in zip(num["epoch_seconds.mean"], num["epoch_seconds.std"])],
+        "cost / search": [NA if not np.isfinite(c) else f"{c:.3g} {u}" for c, u in zip(num.cost_per_run, num.cost_unit)],
+        "device": num.device})
     return num, disp
+
+
+def _devices(paths) -> list[tuple[str, str]]:
+    """(device, host) of each run's last start (its provenance.json), where recorded. Our own
+    search cost is per search run: GPU-days where every run ran on a CUDA device, else CPU-hours."""
+    import json
+    out = []
+    for p in paths:
+        try:
+            prov = json.loads((Path(p) / "provenance.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(prov, list) and prov and isinstance(prov[-1], dict):
+            last = prov[-1]
+            threads = last.get("torch_threads")
+            dev = str(last.get("device", "?")) + (f", {threads} threads" if threads and str(last.get("device", "")) == "cpu" else "")
+            out.append((dev, str(last.get("host", "?"))))
+    return out
 
 
 def to_markdown(df: pd.DataFrame) -> str:

@@ -145,3 +145,23 @@ def test_load_published_refuses_a_bad_protocol_or_flag(tmp_path, pub):
     bad.to_csv(tmp_path / "q.csv", index=False)
     with pytest.raises(ValueError, match="context must be true or false"):
         load_published(tmp_path / "q.csv")
+
+
+@pytest.mark.slow
+def test_our_search_cost_in_gpu_days_or_cpu_hours_with_the_device(tmp_path):
+    import json
+
+    from analysis import collect as C
+    from analysis.tables import cost_tables
+    from tests.analysis.test_analysis_tables import nb201, write_run
+    r = tmp_path / "results"
+    for method, device in (("darts", "cuda:0"), ("sdarts-rs", "cpu")):
+        d = write_run(r, "nb201", method, 0, nb201(90.0), epochs=2)   # 4 wall seconds
+        (d / "provenance.json").write_text(json.dumps([{"device": device, "host": "box", "torch_threads": 2}]))
+    epochs, runs = C.collect(r)
+    num, disp = cost_tables(epochs, runs)
+    rows = disp.set_index("method")
+    assert rows.loc["darts", "cost / search"] == f"{4 / 86400:.3g} GPU-days"
+    assert rows.loc["darts", "device"] == "cuda:0 on box"
+    assert rows.loc["sdarts-rs", "cost / search"] == f"{4 / 3600:.3g} CPU-hours"
+    assert rows.loc["sdarts-rs", "device"] == "cpu, 2 threads on box"
