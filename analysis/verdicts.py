@@ -201,7 +201,8 @@ def display(table: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
         return _fmt(r.published, max(digits, 2)) + (f" ± {_fmt(r.published_std, digits)}"
                                                     if np.isfinite(r.published_std) else "") \
             + (f" (n={int(r.published_n)})" if np.isfinite(r.published_n) else "")
-    t = table.fillna({"our_row": ""})
+    t = table.assign(our_row=table.our_row.astype(object).where(table.our_row.notna(), ""),
+                     protocol=table.protocol.astype(object).where(table.protocol.notna(), ""))
     return pd.DataFrame({
         "space": t.space, "published": t.published_label, "metric": t.metric,
         "protocol": t.protocol.replace("", "–"),
