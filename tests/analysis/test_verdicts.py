@@ -110,3 +110,29 @@ def test_the_report_opens_with_published_vs_reproduced(tmp_path, monkeypatch):
     assert want == set(zip(table.published_label, table.metric))
     assert (out / "tables" / "published_vs_reproduced.tex").exists()
     assert (out / "tables" / "published_vs_reproduced_all.csv").exists()
+
+
+@pytest.mark.slow
+def test_darts_space_rows_meet_published_rows_of_the_same_protocol(tmp_path, monkeypatch):
+    """All searches x retrainings of a paper random-ws grid (protocol `all-searches`) meet Li &
+    Talwalkar's 6-run average (2.92, `all-searches`), not the one-cell `selected` 2.85."""
+    from analysis import collect as C, darts_space as D
+    from spaces.darts import DARTS_V2
+    from tests.analysis.test_analysis_darts import _retrain, _search
+    r = tmp_path / "results"
+    for seed, err in enumerate([2.8, 2.9, 3.0]):
+        run = _search(r, "random-ws", seed, [DARTS_V2] * 3, wall=60.0, device="cpu", paper=True)
+        _retrain(run / "retrain" / "seed-0", 0, err, epochs=600)
+    _, runs = C.collect(r)
+    runs = C.configurations(runs)
+    ours = V.ours_from_retrains(D.label_retrains(D.collect_all_retrains(r), runs), runs)
+    assert set(ours.protocol) == {"all-searches"} and len(ours) == 3
+    t = V.verdicts(ours, T.load_published(), {"x"})
+    rs = t[(t.method == "random-ws") & (t.space == "darts") & (t.metric == "cifar10_test_error")]
+    six = rs[rs.protocol == "all-searches"].iloc[0]
+    assert six.published == pytest.approx(2.92) and six.n == 3 and six.our_mean == pytest.approx(2.9)
+    assert six.verdict == "reproduced"        # 2.9 ± t(0.975, 2)·0.1/√3 holds 2.92
+    sel = rs[rs.protocol == "selected"].iloc[0]
+    assert sel.why == "no run of ours" and sel.verdict == ""
+    best = t[(t.method == "random-ws") & (t.metric == "cifar10_test_error_best")].iloc[0]
+    assert best.protocol == "best" and best.why.startswith("a best single run")
