@@ -94,7 +94,8 @@ def nb201_trajectory(epochs: pd.DataFrame, published: pd.DataFrame, space: str, 
     return _save(fig, out, name or f"{space}_trajectory_{split}")
 
 
-def regret_trajectory(epochs: pd.DataFrame, spaces: list[str], out: Path) -> list[Path]:
+def regret_trajectory(epochs: pd.DataFrame, spaces: list[str], out: Path, name: str = "nb1shot1_regret",
+                      title_note: str = "") -> list[Path]:
     """Test regret vs epoch, one panel per (NB101-scored) search space.
 
     Symmetric-log scale (linear within +-1e-3): regret can be negative (the benchmark's
@@ -110,8 +111,8 @@ def regret_trajectory(epochs: pd.DataFrame, spaces: list[str], out: Path) -> lis
                      errorbar=BAND, ax=ax)
         ax.set_yscale("symlog", linthresh=1e-3)
         ax.set(title=space, xlabel="search epoch", ylabel="test regret")
-    fig.suptitle("NAS-Bench-1Shot1: test regret vs epoch (mean ± std over seeds)")
-    return _save(fig, out, "nb1shot1_regret")
+    fig.suptitle("NAS-Bench-1Shot1: test regret vs epoch (mean ± std over seeds)" + title_note)
+    return _save(fig, out, name)
 
 
 def collapse(epochs: pd.DataFrame, out: Path) -> list[Path]:

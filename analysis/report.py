@@ -285,8 +285,16 @@ def _build(results: Path, out: Path, heatmap_runs: int, include_damaged: bool) -
                                             protocol=paper_epochs(space, sorted(sub.method.unique())),
                                             profile_note=profile_note(runs[(runs.space == space) & (runs.profile == prof)]),
                                             name=None if len(profiles) == 1 else f"{space}_{_slug(prof)}_trajectory_test")))
-    figs.append(("NAS-Bench-1Shot1 test regret vs epoch",
-                 P.regret_trajectory(epochs, sorted(set(regret_spaces)), fig_dir) if regret_spaces else []))
+    if regret_spaces:   # one figure per profile, as above
+        reg = epochs[epochs.space.isin(regret_spaces)]
+        rprofiles = sorted({prof_of.get(p, "?") for p in reg.path})
+        for prof in rprofiles:
+            figs.append((f"NAS-Bench-1Shot1 test regret vs epoch, profile `{prof}`",
+                         P.regret_trajectory(reg[reg.path.map(prof_of) == prof],
+                                             sorted(set(reg[reg.path.map(prof_of) == prof].space)), fig_dir,
+                                             name="nb1shot1_regret" if len(rprofiles) == 1
+                                             else f"nb1shot1_{_slug(prof)}_regret",
+                                             title_note=f"\nprofile {prof}")))
     figs.append(("Collapse diagnostic", P.collapse(epochs, fig_dir)))
     for space in darts_spaces:
         figs.append((f"{space}: skip connections and parameter-free ops in the derived normal cell",
