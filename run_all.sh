@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Run the whole grid, score it, and write the report:
-#   ./run_all.sh [--profile paper|smoke] [--methods a,b] [--spaces x,y] [--seeds 0-4]
+#   ./run_all.sh [--profile paper|fair|smoke] [--methods a,b] [--spaces x,y] [--seeds 0-4]
 #                [--epochs N] [--out results] [--benchmarks DIR] [--final-seeds 0-9]
 #                [any other benchmark/run.py option]
 #   ./run_all.sh --tests        run the test suite instead (.venv/bin/python -m pytest tests -q -n 2)
 #
 # Steps: (1) create .venv from requirements.txt when missing; (2) python benchmark/run.py over
 # every registered method x space x seed (or the ones given); (3) when darts is among the
-# spaces: python -m benchmark.retrain --results OUT --spaces darts --profile PROFILE (the
-# DARTS space is scored by retraining its genotypes), then python -m benchmark.retrain select
-# --results OUT --profile PROFILE --final-seeds FINAL_SEEDS (the DARTS paper's selection
-# protocol: the best of each method's cells by held-out validation, retrained with
-# --final-seeds, default 0-9 for paper, 0-1 for smoke); (4) python -m benchmark.score;
+# spaces: python -m benchmark.retrain --results OUT --spaces darts --profile PROFILE (paper
+# under fair; the DARTS space is scored by retraining its genotypes), then python -m
+# benchmark.retrain select --results OUT --profile PROFILE --final-seeds FINAL_SEEDS (the DARTS
+# paper's selection protocol: the best of each method's cells by held-out validation, retrained
+# with --final-seeds, default 0-9 for paper and fair, 0-1 for smoke); (4) python -m benchmark.score;
 # (5) python analysis/report.py --results OUT --out OUT/report (report.md, report.html).
 # Defaults: profile paper where CUDA is available, else smoke (said loudly); methods = all
 # registered; spaces = darts (scored by retraining) and the registered spaces whose benchmark
@@ -68,8 +68,14 @@ if [ -z "$PROFILE" ]; then
              "epochs; numbers are NOT the paper protocol). Pass --profile paper to insist. ********" >&2
     fi
 fi
-case "$PROFILE" in paper|smoke) ;; *) echo "error: --profile $PROFILE: valid: paper, smoke" >&2; exit 2 ;; esac
-[ -n "$SEEDS" ] || { [ "$PROFILE" = paper ] && SEEDS=0-4 || SEEDS=0-1; }
+case "$PROFILE" in paper|smoke|fair) ;; *) echo "error: --profile $PROFILE: valid: paper, fair, smoke" >&2; exit 2 ;; esac
+case "$PROFILE" in   # say which protocol this grid runs (docs/profiles.md#fair-or-paper)
+    paper) echo "run_all: profile paper: each method's own published protocol (to reproduce its numbers; methods are not ranked against each other where protocols differ)" >&2 ;;
+    fair)  echo "run_all: profile fair: one schedule per space for every method (to compare methods; no published number is set against these runs)" >&2 ;;
+    smoke) echo "run_all: profile smoke: a tiny pipeline check (no verdicts, not a protocol)" >&2 ;;
+esac
+RETRAIN_PROFILE="$PROFILE"; [ "$PROFILE" != fair ] || RETRAIN_PROFILE=paper   # one retraining protocol for all
+[ -n "$SEEDS" ] || { [ "$PROFILE" != smoke ] && SEEDS=0-4 || SEEDS=0-1; }
 if [ -n "$FINAL_SEEDS" ]; then   # checked now: a bad value must not wait for the searches
     "$PY" -c 'import sys
 from benchmark.harness.grid import UsageError, parse_seeds
@@ -100,7 +106,7 @@ status=0
 [ "$status" -ne 2 ] || exit 2          # bad input: nothing ran
 
 if [[ ",$SPACES," == *",darts,"* ]]; then   # DARTS-space genotypes are scored by retraining
-    RETRAIN=("$PY" -m benchmark.retrain --results "$OUT" --spaces darts --profile "$PROFILE")
+    RETRAIN=("$PY" -m benchmark.retrain --results "$OUT" --spaces darts --profile "$RETRAIN_PROFILE")
     FWD=() i=0   # forward the run.py options the retraining command shares (data, devices, backend)
     while [ "$i" -lt "${#PASS[@]}" ]; do
         a="${PASS[$i]}"
@@ -124,8 +130,8 @@ if [[ ",$SPACES," == *",darts,"* ]]; then   # DARTS-space genotypes are scored b
     # The DARTS paper's selection protocol: per method, each search's cell trained 100 epochs
     # (select profile; smoke: select-smoke) and validated on held-out training images, the best
     # one retrained with FINAL_SEEDS (benchmark/retrain/select.py); the same forwarded options.
-    [ -n "$FINAL_SEEDS" ] || { [ "$PROFILE" = paper ] && FINAL_SEEDS=0-9 || FINAL_SEEDS=0-1; }
-    SELECT=("$PY" -m benchmark.retrain select --results "$OUT" --profile "$PROFILE"
+    [ -n "$FINAL_SEEDS" ] || { [ "$RETRAIN_PROFILE" = paper ] && FINAL_SEEDS=0-9 || FINAL_SEEDS=0-1; }
+    SELECT=("$PY" -m benchmark.retrain select --results "$OUT" --profile "$RETRAIN_PROFILE"
             --final-seeds "$FINAL_SEEDS" ${FWD[@]+"${FWD[@]}"})
     echo "run_all: ${SELECT[*]}" >&2
     rstatus=0

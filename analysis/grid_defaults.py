@@ -7,6 +7,10 @@
                                                         others are named on stderr, one line per
                                                         missing table with the command that
                                                         builds it)
+  python analysis/grid_defaults.py paper-vs-fair     -> the Markdown table of what each method's
+                                                        `paper` profile changes against `fair`
+                                                        (docs/profiles.md holds it; a test
+                                                        checks the page against this output)
 """
 from __future__ import annotations
 
@@ -69,6 +73,10 @@ def main(argv: list[str]) -> int:
         for why, names in by_reason.items():
             print(f"run_all: skipping {', '.join(names)}: {why}", file=sys.stderr)
         print(",".join(ok))
+        return 0
+    if argv[:1] == ["paper-vs-fair"]:
+        from analysis.tables import paper_vs_fair, to_markdown
+        print(to_markdown(paper_vs_fair()), end="")
         return 0
     if argv[:1] in (["-h"], ["--help"]):
         print(__doc__)

@@ -40,13 +40,14 @@ def _palette(methods) -> dict:
 
 def nb201_trajectory(epochs: pd.DataFrame, published: pd.DataFrame, space: str, out: Path,
                      split: str = "test", protocol: dict[str, int] | None = None,
-                     profile_note: str | None = None) -> list[Path]:
+                     profile_note: str | None = None, name: str | None = None) -> list[Path]:
     """Derived-cell accuracy vs epoch, one panel per dataset. The optimum is a dashed black
     line; a method's published final value is a dotted horizontal line in its colour, labelled
     with the protocol it was obtained under (`protocol`: method -> search epochs of the paper
     protocol); it is never drawn as a point at this run's last epoch, which may be a 2-epoch
     smoke run. `profile_note` (e.g. "smoke profile, 2 epochs: not the paper protocol") goes
-    into the title."""
+    into the title. `name`: the file name (default <space>_trajectory_<split>); the report draws
+    one figure per profile, and passes published rows only to the `paper` one."""
     sub = epochs[epochs.space == space]
     cols = [(f"bench.{d}_{split}", d, label) for d, label in NB201_DATASETS]
     cols = [c for c in cols if c[0] in sub and sub[c[0]].notna().any()]
@@ -55,6 +56,9 @@ def nb201_trajectory(epochs: pd.DataFrame, published: pd.DataFrame, space: str, 
     pal = _palette(sub.method.unique())
     fig, axes = plt.subplots(1, len(cols), figsize=(4.6 * len(cols), 3.6), squeeze=False)
     pub = published[published.space == space]
+    for flag in ("also_reported", "context"):   # the headline rows only
+        if flag in pub:
+            pub = pub[~pub[flag].astype(bool)]
     protocol = protocol or {}
     for ax, (col, d, label) in zip(axes[0], cols):
         sns.lineplot(data=sub, x="epoch", y=col, hue="method", palette=pal, errorbar=BAND, ax=ax,
@@ -87,10 +91,11 @@ def nb201_trajectory(epochs: pd.DataFrame, published: pd.DataFrame, space: str, 
     if profile_note:
         title += f"\n{profile_note}"
     fig.suptitle(title)
-    return _save(fig, out, f"{space}_trajectory_{split}")
+    return _save(fig, out, name or f"{space}_trajectory_{split}")
 
 
-def regret_trajectory(epochs: pd.DataFrame, spaces: list[str], out: Path) -> list[Path]:
+def regret_trajectory(epochs: pd.DataFrame, spaces: list[str], out: Path, name: str = "nb1shot1_regret",
+                      title_note: str = "") -> list[Path]:
     """Test regret vs epoch, one panel per (NB101-scored) search space.
 
     Symmetric-log scale (linear within +-1e-3): regret can be negative (the benchmark's
@@ -106,8 +111,8 @@ def regret_trajectory(epochs: pd.DataFrame, spaces: list[str], out: Path) -> lis
                      errorbar=BAND, ax=ax)
         ax.set_yscale("symlog", linthresh=1e-3)
         ax.set(title=space, xlabel="search epoch", ylabel="test regret")
-    fig.suptitle("NAS-Bench-1Shot1: test regret vs epoch (mean ± std over seeds)")
-    return _save(fig, out, "nb1shot1_regret")
+    fig.suptitle("NAS-Bench-1Shot1: test regret vs epoch (mean ± std over seeds)" + title_note)
+    return _save(fig, out, name)
 
 
 def collapse(epochs: pd.DataFrame, out: Path) -> list[Path]:

@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from analysis import cells as CD, collect as C, darts_space as D, html_page as H, plots as P, stats as S, tables as T  # noqa: E402
+from analysis import verdicts as V  # noqa: E402
 from benchmark.paths import folder_problem  # noqa: E402
 
 # md5 (benchmark/harness/data.py: of the decoded x_train/y_train arrays) of CIFAR-10 copies known to
@@ -203,6 +204,8 @@ def _build(results: Path, out: Path, heatmap_runs: int, include_damaged: bool) -
                                                " — NON-OFFICIAL DATA COPY (trend check, not a reproduction)")
     md = [title, "", f"Data: {prov}. Results: `{results}`. Std = sample std over seeds (ddof=1); "
           "n/a = the benchmark table has no such figure or the run was not scored.", ""]
+    md += _verdict_section(results, final, runs, published, tab_dir)
+    md += _profiles_section(runs, tab_dir)
 
     md += _configuration_note(runs)
     md += ["## Runs", "", T.to_markdown(runs.groupby(["space", "method", "status"]).size()
@@ -260,22 +263,39 @@ def _build(results: Path, out: Path, heatmap_runs: int, include_damaged: bool) -
         md += [f"### {space}", "", cap + ".", "", T.write_table(num, disp, tab_dir, f"{space}_final", cap),
                f"Also as [LaTeX](tables/{space}_final.tex) and [CSV](tables/{space}_final.csv).", ""]
         md += _cells_section(final, runs, space, kind, fig_dir, out)
-        md += _stats_section(final, space, kind, tab_dir)
+        md += _stats_section(final, space, kind, tab_dir, runs)
 
     counted = runs.assign(status=runs.status.replace({"damaged": "done"})) if include_damaged else runs
     num, disp = T.cost_tables(epochs, counted)
     md += ["## Search cost", "", T.write_table(num, disp, tab_dir, "search_cost",
-                                               "Search cost: wall seconds per finished run and per epoch"), ""]
+                                               "Search cost: wall seconds per finished run and per epoch; cost per search (one search run) in GPU-days where the runs ran on a GPU, else CPU-hours, and the device"), ""]
 
     md += ["## Figures", ""]
     figs: list[tuple[str, list[Path]]] = []
+    prof_of = dict(zip(runs.path, runs.profile.fillna("?")))
     for space in sorted(epochs.space.unique()) if len(epochs) else []:
-        figs.append((f"{space}: derived-cell test accuracy vs epoch",  # [] unless NB201-scored
-                     P.nb201_trajectory(epochs, published, space, fig_dir,
-                                        protocol=paper_epochs(space, sorted(epochs[epochs.space == space].method.unique())),
-                                        profile_note=profile_note(runs[runs.space == space]))))
-    figs.append(("NAS-Bench-1Shot1 test regret vs epoch",
-                 P.regret_trajectory(epochs, sorted(set(regret_spaces)), fig_dir) if regret_spaces else []))
+        # one figure per profile: methods meet only within one profile; published lines
+        # (besides the optimum) only beside `paper` runs
+        here = epochs[epochs.space == space]
+        profiles = sorted({prof_of.get(p, "?") for p in here.path})
+        for prof in profiles:
+            sub = here[here.path.map(prof_of) == prof]
+            pub = published if prof == "paper" else published[published.method == "optimum"]
+            figs.append((f"{space}: derived-cell test accuracy vs epoch, profile `{prof}`",  # [] unless NB201-scored
+                         P.nb201_trajectory(sub, pub, space, fig_dir,
+                                            protocol=paper_epochs(space, sorted(sub.method.unique())),
+                                            profile_note=profile_note(runs[(runs.space == space) & (runs.profile == prof)]),
+                                            name=None if len(profiles) == 1 else f"{space}_{_slug(prof)}_trajectory_test")))
+    if regret_spaces:   # one figure per profile, as above
+        reg = epochs[epochs.space.isin(regret_spaces)]
+        rprofiles = sorted({prof_of.get(p, "?") for p in reg.path})
+        for prof in rprofiles:
+            figs.append((f"NAS-Bench-1Shot1 test regret vs epoch, profile `{prof}`",
+                         P.regret_trajectory(reg[reg.path.map(prof_of) == prof],
+                                             sorted(set(reg[reg.path.map(prof_of) == prof].space)), fig_dir,
+                                             name="nb1shot1_regret" if len(rprofiles) == 1
+                                             else f"nb1shot1_{_slug(prof)}_regret",
+                                             title_note=f"\nprofile {prof}")))
     figs.append(("Collapse diagnostic", P.collapse(epochs, fig_dir)))
     for space in darts_spaces:
         figs.append((f"{space}: skip connections and parameter-free ops in the derived normal cell",
@@ -298,6 +318,61 @@ def _build(results: Path, out: Path, heatmap_runs: int, include_damaged: bool) -
     report.write_text("\n".join(md) + "\n")
     H.write_html(report, out / "report.html", title=title.lstrip("# "))
     return runs
+
+
+def _verdict_section(results: Path, final: pd.DataFrame, runs: pd.DataFrame, published: pd.DataFrame,
+                     tab_dir: Path) -> list[str]:
+    """"Published vs reproduced" (analysis/verdicts.py): every published number of the spaces
+    in these results beside every matching row of ours, with its verdict or why there is none.
+    tables/published_vs_reproduced_all.csv holds every number of published.csv."""
+    retrains = D.label_retrains(D.collect_all_retrains(results), runs)
+    ours = pd.concat([V.ours_from_final(final, runs), V.ours_from_retrains(retrains, runs)],
+                     ignore_index=True)
+    table = V.verdicts(ours, published, set(OFFICIAL_DATA_MD5))
+    tab_dir.mkdir(parents=True, exist_ok=True)
+    table.to_csv(tab_dir / "published_vs_reproduced_all.csv", index=False)
+    spaces = set(runs.space.dropna()) | set(retrains.space.dropna() if len(retrains) else [])
+    shown = table[table.space.isin(spaces)].reset_index(drop=True)
+    counts = shown.verdict.replace("", "no verdict").map(lambda v: "differs" if v.startswith("differs") else v)
+    summary = ", ".join(f"{n} {k}" for k, n in counts.value_counts().items()) or "nothing to compare"
+    cap = ("Published vs reproduced: every published number of these spaces (analysis/published.csv), "
+           "each beside every matching row of ours (same space, method, metric; on the DARTS space the "
+           "same protocol). Verdict: reproduced = the published mean lies in the 95% Student-t interval "
+           "of our mean; differs = it does not (direction given); too few seeds = n < 3. Only rows "
+           "under the paper profile, unchanged, on the official data get a verdict; `why` says why "
+           "not. Welch p: Welch's t-test against the source's mean, std and run count, where it "
+           "gives them")
+    lines = ["## Published vs reproduced", "", cap + ".", "", f"{len(shown)} lines: {summary}.", "",
+             T.write_table(shown, V.display(shown), tab_dir, "published_vs_reproduced", cap),
+             "Also as [LaTeX](tables/published_vs_reproduced.tex) and [CSV](tables/published_vs_reproduced.csv); "
+             "every number of published.csv, of every space: "
+             "[CSV](tables/published_vs_reproduced_all.csv).", ""]
+    return lines
+
+
+def _profiles_section(runs: pd.DataFrame, tab_dir: Path) -> list[str]:
+    """Which profiles the runs used, and what each method's `paper` profile changes against
+    `fair` on the spaces and methods present (generated from the code: analysis/tables.py
+    `paper_vs_fair`)."""
+    kept = runs[~C.excluded(runs)]
+    used = kept.groupby(kept.profile.fillna("?")).size()
+    lines = ["## Profiles", "",
+             "Profiles in these results: " + (", ".join(f"`{p}` ({n} runs)" for p, n in used.items()) or "none")
+             + ". Methods are compared (ranks, pairwise tests, trajectory figures) only within one "
+             "profile, and only where they share one protocol: `fair` gives every method of a space "
+             "the same schedule (the space's DARTS protocol) and leaves only its update rule and "
+             "options different; `paper` is each method's own protocol, for reproducing its "
+             "published numbers, which meet `paper` rows only.", ""]
+    base = kept.base_method if "base_method" in kept else kept.method
+    pairs = pd.DataFrame({"space": kept.space, "method": base}).dropna().drop_duplicates()
+    if pairs.empty:
+        return lines
+    diff = T.paper_vs_fair(sorted(pairs.space.unique()), sorted(pairs.method.unique()))
+    diff = diff.merge(pairs, on=["space", "method"])
+    if len(diff):
+        cap = "What each method's `paper` profile changes against `fair` (from the code)"
+        lines += [cap + ":", "", T.write_table(diff, diff, tab_dir, "paper_vs_fair", cap), ""]
+    return lines
 
 
 def _configuration_note(runs: pd.DataFrame) -> list[str]:
@@ -376,7 +451,7 @@ def profile_note(runs: pd.DataFrame) -> str | None:
     epochs = sorted({int(e) for e in runs.epochs_planned.dropna()})
     ep = ", ".join(map(str, epochs)) + (" epoch" if epochs == [1] else " epochs")
     return (f"runs: {', '.join(profiles)} profile ({ep}), NOT the paper protocol; "
-            "published lines: final values under the paper protocol")
+            "published lines are drawn beside paper runs only")
 
 
 RETRAIN_ERROR = "retrain.test_error"   # a DARTS-space run's mean CIFAR-10 test error retrained
@@ -538,26 +613,76 @@ def _darts_section(results: Path, space: str, runs: pd.DataFrame, published: pd.
     return lines
 
 
-def _stats_section(final: pd.DataFrame, space: str, kind: str, tab_dir: Path) -> list[str]:
+# Config fields in which methods may differ and still share one protocol: the method itself,
+# its options and its step order (benchmark/harness/config.py FAIR_METHOD_KEYS), the seed.
+SHARED_EXCEPT = ("method", "seed", "profile", "method_options", "arch_first")
+
+
+def schedule_differences(runs: pd.DataFrame) -> list[str]:
+    """The config fields (dotted) whose values differ between the rows of `runs` apart from
+    SHARED_EXCEPT: [] when the rows share one protocol."""
+    import json
+    seen: dict[str, set] = {}
+    for c in runs.config.dropna().unique():
+        flat = C._flat({k: v for k, v in json.loads(c).items() if k not in SHARED_EXCEPT})
+        for k, v in flat.items():
+            seen.setdefault(k, set()).add(json.dumps(v, sort_keys=True))
+    keys = set(seen)
+    for c in runs.config.dropna().unique():   # a field missing in one config differs too
+        keys_c = set(C._flat({k: v for k, v in json.loads(c).items() if k not in SHARED_EXCEPT}))
+        for k in keys - keys_c:
+            seen[k].add("<missing>")
+    return sorted(k for k, v in seen.items() if len(v) > 1)
+
+
+def _stats_section(final: pd.DataFrame, space: str, kind: str, tab_dir: Path,
+                   runs: pd.DataFrame | None = None) -> list[str]:
+    """Ranks and pairwise tests of the final metric, within ONE profile at a time, and only
+    between rows that share one protocol (schedule_differences): under `paper` each method
+    runs its own protocol, and where those differ the section says so and tests nothing."""
     metric, higher = ("bench.cifar10_test", True) if kind == "accuracy" else ("bench.test_regret", False)
     sub = final[final.space == space]
     if metric not in sub:
         return []
-    values = {m: g[metric].astype(float).to_numpy() for m, g in sub.groupby("method")}
-    lines = [f"Statistics of the final {metric.split('.', 1)[1]} between methods "
-             "(Welch t-test, two-sided Mann-Whitney U, 95% percentile bootstrap CI of the "
-             "difference of means; 'undefined' rows say why):", ""]
-    ranks = S.rank_summary(values, higher_is_better=higher)
-    ranks.to_csv(tab_dir / f"{space}_ranks.csv", index=False)
-    rdisp = ranks.assign(**{c: ranks[c].map(lambda v: "n/a" if not np.isfinite(v) else f"{v:.4g}")
-                            for c in ("mean", "std", "median")})
-    lines += [T.to_markdown(rdisp), ""]
-    if len(values) < 2:
-        return lines + ["(one method only: no pairwise tests)", ""]
-    pw = S.pairwise(values)
-    pw.to_csv(tab_dir / f"{space}_pairwise.csv", index=False)
-    disp = S.format_pairwise(pw, digits=2 if kind == "accuracy" else 4)
-    return lines + [T.to_markdown(disp), ""]
+    prof_of = dict(zip(runs.path, runs.profile.fillna("?"))) if runs is not None else {}
+    sub = sub.assign(_profile=sub.path.map(prof_of).fillna("?") if prof_of else "?")
+    profiles = sorted(sub._profile.unique())
+    lines = []
+    for prof in profiles:
+        grp = sub[sub._profile == prof]
+        stem = f"{space}" if len(profiles) == 1 else f"{space}_{_slug(prof)}"
+        values = {m: g[metric].astype(float).to_numpy() for m, g in grp.groupby("method")}
+        mine = runs[runs.path.isin(grp.path)] if runs is not None else None
+        differ = schedule_differences(mine) if mine is not None and "config" in mine else []
+        lines += [f"#### {space}: methods compared within profile `{prof}`", ""]
+        if differ:
+            lines += [f"**The protocols differ** between these rows under profile `{prof}` "
+                      f"({', '.join(differ[:8])}{', ...' if len(differ) > 8 else ''}): "
+                      + ("each method runs its own paper protocol. " if prof == "paper" else "")
+                      + "No ranking and no pairwise test between them; rank methods under the "
+                      "`fair` profile (one schedule for all, docs/profiles.md).", ""]
+            summ = pd.DataFrame([{"method": m, "n": int(np.isfinite(v).sum()),
+                                  "mean": f"{np.nanmean(v):.4g}" if np.isfinite(v).any() else "n/a",
+                                  "std": f"{np.nanstd(v, ddof=1):.4g}" if np.isfinite(v).sum() > 1 else "n/a"}
+                                 for m, v in values.items()])
+            lines += [T.to_markdown(summ), ""]
+            continue
+        lines += [f"Statistics of the final {metric.split('.', 1)[1]} between methods, all under "
+                  f"profile `{prof}` with one shared protocol (Welch t-test, two-sided Mann-Whitney U, "
+                  "95% percentile bootstrap CI of the difference of means; 'undefined' rows say why):", ""]
+        ranks = S.rank_summary(values, higher_is_better=higher)
+        ranks.to_csv(tab_dir / f"{stem}_ranks.csv", index=False)
+        rdisp = ranks.assign(**{c: ranks[c].map(lambda v: "n/a" if not np.isfinite(v) else f"{v:.4g}")
+                                for c in ("mean", "std", "median")})
+        lines += [T.to_markdown(rdisp), ""]
+        if len(values) < 2:
+            lines += ["(one method only: no pairwise tests)", ""]
+            continue
+        pw = S.pairwise(values)
+        pw.to_csv(tab_dir / f"{stem}_pairwise.csv", index=False)
+        disp = S.format_pairwise(pw, digits=2 if kind == "accuracy" else 4)
+        lines += [T.to_markdown(disp), ""]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,13 +19,52 @@ REGRET_METRICS = ("test_regret", "test_error", "valid_regret", "valid_error")
 NA = "n/a"
 
 
+# The protocol a published number (and a row of ours) rests on (published.csv `protocol`):
+# tabular spaces: `search-runs` (mean ± std over search runs, each run's final cell looked up
+# in the table), `table-optimum` (the best cell of the table); the DARTS space: `selected`
+# (the DARTS protocol: best of N searches by a short retraining's validation accuracy, the
+# winner retrained R times, mean ± std), `all-searches` (mean over search seeds x retraining
+# seeds), `best` (one best single run). Empty: the source states none.
+PROTOCOLS = ("search-runs", "table-optimum", "selected", "all-searches", "best")
+FLAGS = ("also_reported", "context")
+
+
 def load_published(path: str | Path = PUBLISHED) -> pd.DataFrame:
-    pub = pd.read_csv(path, dtype={"space": str, "method": str, "metric": str})
+    """published.csv with `also_reported` / `context` as booleans (False where a file lacks
+    them) and `protocol` as text ('' = not stated). Every row needs a source; a protocol must
+    be one of PROTOCOLS or empty."""
+    pub = pd.read_csv(path, dtype={"space": str, "method": str, "metric": str, "protocol": str, "mean": str})
+    # digits after the point as printed (54.30: 2): the verdicts widen by half that unit
+    pub["mean_decimals"] = [len(m.split(".", 1)[1]) if isinstance(m, str) and "." in m else 0 for m in pub["mean"]]
+    pub["mean"] = pd.to_numeric(pub["mean"], errors="coerce")
     missing = pub[pub["source"].isna() | (pub["source"].astype(str).str.strip() == "")]
     if len(missing):
         raise ValueError(f"{path}: every published number needs a source; missing in rows "
                          f"{list(missing.index)}")
+    for flag in FLAGS:
+        if flag not in pub:
+            pub[flag] = False
+        text = pub[flag].map(lambda v: "" if v is None or v != v else str(v).strip().lower())
+        bad = ~text.isin(["true", "false", "1", "0", "1.0", "0.0", ""])   # empty: false
+        if bad.any():
+            raise ValueError(f"{path}: column {flag} must be true or false; rows {list(pub.index[bad])}")
+        pub[flag] = text.isin(["true", "1", "1.0"])
+    pub["protocol"] = pub["protocol"].fillna("") if "protocol" in pub else ""
+    bad = ~pub.protocol.isin(("",) + PROTOCOLS)
+    if bad.any():
+        raise ValueError(f"{path}: protocol must be one of {', '.join(PROTOCOLS)} or empty; rows "
+                         f"{list(pub.index[bad])}")
     return pub
+
+
+def headline(published: pd.DataFrame) -> pd.DataFrame:
+    """The published rows that meet ours in difference columns: not "also reported", not a
+    context row (a method not run here)."""
+    keep = pd.Series(True, index=published.index)
+    for flag in FLAGS:
+        if flag in published:
+            keep &= ~published[flag].astype(bool)
+    return published[keep]
 
 
 def space_kind(final: pd.DataFrame, space: str) -> str:
@@ -49,11 +88,12 @@ def numeric_table(final: pd.DataFrame, published: pd.DataFrame, space: str,
                   metrics: tuple[str, ...]) -> pd.DataFrame:
     """One row per method: n_seeds, and per metric mean/std/n, published mean/std, diff."""
     sub = final[final.space == space]
-    pub = published[published.space == space]
+    pub = headline(published[published.space == space])
     rows = []
     for method in sorted(sub.method.unique()):
         runs = sub[sub.method == method]
-        row = {"space": space, "method": method, "n_seeds": int(runs.seed.nunique())}
+        row = {"space": space, "method": method, "n_seeds": int(runs.seed.nunique()),
+               "base_method": str(runs.base_method.iloc[0]) if "base_method" in runs else method}
         # A row is one configuration (analysis/collect.py `configurations`): it meets the
         # published rows of its method only if it follows the paper protocol.
         base = str(runs.base_method.iloc[0]) if "base_method" in runs else method
@@ -87,12 +127,17 @@ def fmt(mean: float, std: float = np.nan, n: int | None = None, total: int | Non
 
 def display_table(num: pd.DataFrame, published: pd.DataFrame, space: str,
                   metrics: tuple[str, ...], headers: list[str], digits: int = 2) -> pd.DataFrame:
-    """Rows: optimum, then per method: ours, the published row (if any), the difference."""
+    """Rows: optimum, then per method: ours, the published row (if any), the difference, any
+    "also reported" values of the method (no difference: another source's figure); last, the
+    context rows (published methods this suite does not run), printed as such."""
     rows = []
-    opt = published[(published.space == space) & (published.method == "optimum")]
+    here = published[published.space == space]
+    opt = here[(here.method == "optimum")]
     if len(opt):
         rows.append(["optimum (published)", ""] + [
             fmt(*_pub(opt, m), digits=digits) for m in metrics])
+    also = here[here.also_reported.astype(bool) & ~here.context.astype(bool)] if "also_reported" in here \
+        else here.iloc[0:0]
     for _, r in num.iterrows():
         rows.append([r.method, str(r.n_seeds)] + [
             fmt(r[f"{m}.mean"], r[f"{m}.std"], r[f"{m}.n"], r.n_seeds, digits) for m in metrics])
@@ -101,6 +146,16 @@ def display_table(num: pd.DataFrame, published: pd.DataFrame, space: str,
                 fmt(r[f"{m}.published"], r[f"{m}.published_std"], digits=digits) for m in metrics])
             rows.append(["↳ ours − published", ""] + [
                 fmt(r[f"{m}.diff"], digits=digits, signed=True) for m in metrics])
+            base = r.base_method if "base_method" in r and isinstance(r.base_method, str) else r.method
+            for label, p in also[also.method == base].groupby("label", sort=False):
+                if any(p.metric.isin(metrics)):
+                    rows.append([f"↳ also reported: {label}", ""] + [
+                        fmt(*_pub(p, m), digits=digits) for m in metrics])
+    ctx = here[here.context.astype(bool)] if "context" in here else here.iloc[0:0]
+    for label, p in ctx.groupby("label", sort=False):
+        if any(p.metric.isin(metrics)):
+            rows.append([f"context (not run here), published: {label}", ""] + [
+                fmt(*_pub(p, m), digits=digits) for m in metrics])
     return pd.DataFrame(rows, columns=["method", "seeds"] + headers)
 
 
@@ -133,17 +188,43 @@ def cost_tables(epochs: pd.DataFrame, runs: pd.DataFrame) -> tuple[pd.DataFrame,
             last = ep.groupby("seed")["wall_seconds"].max()
             wall = grp.seed.map(last).where(wall.isna(), wall)
         w, e = _stats(wall), _stats(ep["epoch_seconds"] if "epoch_seconds" in ep else pd.Series(dtype=float))
+        devices = _devices(grp.path) if "path" in grp else []
+        gpu = bool(devices) and all(d.startswith("cuda") for d, _ in devices)
         rows.append({"space": space, "method": method, "runs": len(grp),
                      "run_seconds.mean": w["mean"], "run_seconds.std": w["std"],
                      "epoch_seconds.mean": e["mean"], "epoch_seconds.std": e["std"],
-                     "epochs": int(e["n"])})
+                     "epochs": int(e["n"]),
+                     "cost_per_run": (w["mean"] / 86400 if gpu else w["mean"] / 3600),
+                     "cost_unit": "GPU-days" if gpu else "CPU-hours",
+                     "device": "; ".join(sorted({f"{d} on {h}" for d, h in devices})) or "not recorded"})
     num = pd.DataFrame(rows, columns=["space", "method", "runs", "run_seconds.mean", "run_seconds.std",
-                                      "epoch_seconds.mean", "epoch_seconds.std", "epochs"])
+                                      "epoch_seconds.mean", "epoch_seconds.std", "epochs",
+                                      "cost_per_run", "cost_unit", "device"])
     disp = pd.DataFrame({
         "space": num.space, "method": num.method, "runs": num.runs.astype(str),
         "wall s / run": [fmt(m, s, digits=1) for m, s in zip(num["run_seconds.mean"], num["run_seconds.std"])],
-        "s / epoch": [fmt(m, s, digits=2) for m, s in zip(num["epoch_seconds.mean"], num["epoch_seconds.std"])]})
+        "s / epoch": [fmt(m, s, digits=2) for m, s in zip(num["epoch_seconds.mean"], num["epoch_seconds.std"])],
+        "cost / search": [NA if not np.isfinite(c) else f"{c:.3g} {u}" for c, u in zip(num.cost_per_run, num.cost_unit)],
+        "device": num.device})
     return num, disp
+
+
+def _devices(paths) -> list[tuple[str, str]]:
+    """(device, host) of each run's last start (its provenance.json), where recorded. Our own
+    search cost is per search run: GPU-days where every run ran on a CUDA device, else CPU-hours."""
+    import json
+    out = []
+    for p in paths:
+        try:
+            prov = json.loads((Path(p) / "provenance.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(prov, list) and prov and isinstance(prov[-1], dict):
+            last = prov[-1]
+            threads = last.get("torch_threads")
+            dev = str(last.get("device", "?")) + (f", {threads} threads" if threads and str(last.get("device", "")) == "cpu" else "")
+            out.append((dev, str(last.get("host", "?"))))
+    return out
 
 
 def to_markdown(df: pd.DataFrame) -> str:
@@ -181,3 +262,28 @@ def write_table(num: pd.DataFrame, disp: pd.DataFrame, out: str | Path, name: st
     (out / f"{name}.md").write_text(f"{caption}\n\n{md}")
     (out / f"{name}.tex").write_text(to_latex(disp, caption))
     return md
+
+
+def paper_vs_fair(spaces: list[str] | None = None, methods: list[str] | None = None) -> pd.DataFrame:
+    """What each method's `paper` profile changes against `fair`, per space, from the code
+    (benchmark/harness/config.py `paper_vs_fair`): one row per (space, method) with the changed
+    fields as `field: paper (fair value)`, or "nothing: paper = fair"."""
+    from benchmark.harness.config import paper_vs_fair as diff
+    from methods.registry import available as all_methods
+    from spaces import available as all_spaces
+    rows = []
+    for space in spaces or all_spaces():
+        for method in methods or all_methods():
+            try:
+                d = diff(space, method)
+            except (KeyError, ValueError):   # a space or method this checkout does not know
+                continue
+            text = "; ".join(f"{k}: {_short(a)} (fair {'unset: the space default' if b is None else _short(b)})"
+                             for k, (a, b) in d.items())
+            rows.append({"space": space, "method": method, "paper changes": text or "nothing: paper = fair"})
+    return pd.DataFrame(rows, columns=["space", "method", "paper changes"])
+
+
+def _short(v) -> str:
+    import json
+    return json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else str(v)

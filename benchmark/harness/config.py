@@ -1,8 +1,17 @@
-"""Typed run configuration and the profiles (`paper`, `smoke`) that fill it.
+"""Typed run configuration and the profiles (`paper`, `smoke`, `fair`) that fill it.
 
 A config is a run's identity: every field changes what the run computes. Where a value comes
 from is provenance and lives elsewhere (provenance.json). Resolution order: the space's
 profile, then the method's source overrides, then the user's `--epochs` / `--set`.
+
+Profiles: `paper` is each method's own protocol (the space's profile with every override of
+the method's source: SmoothDARTS' 100 epochs and contiguous halves on NB201, random-ws' 250
+epochs, ...): the protocol a published number was obtained under, for reproducing it.
+`fair` is ONE schedule per space, the space's DARTS protocol (data halves, epochs, batch,
+optimisers, BN setting: the space's `fair` profile), shared by every method: of a method's
+own overrides only its update rule's settings are kept (FAIR_METHOD_KEYS: its method options
+and its step order), so that methods differ in nothing but how they update; for comparing
+methods. `smoke` is a tiny pipeline check.
 """
 from __future__ import annotations
 
@@ -12,7 +21,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-PROFILES = ("paper", "smoke")
+PROFILES = ("paper", "smoke", "fair")
+# What a method keeps of its source's (`paper`) overrides under `fair`: its own options and
+# its step order (a fact of its update rule per space, tests/methods/test_step_order.py).
+# Everything else (epochs, batch, split, optimiser values, BN running statistics, gradient
+# clip, supernet size) is the space's one `fair` schedule.
+FAIR_METHOD_KEYS = ("method_options", "arch_first")
 
 # A run whose mean training or validation loss over an epoch exceeds this has diverged (a
 # finite but absurd loss: w_lr=5000 ends near 1e14). Cross-entropy over CIFAR-10's 10 classes
@@ -267,6 +281,31 @@ def check_train_subset(cfg: SearchConfig, half: int) -> None:
                           f"{cfg.split} split), got {cfg.train_subset}; none = the whole half")
 
 
+def method_overrides(cls, space: str, profile: str) -> dict[str, Any]:
+    """The method's overrides under `profile`: its own `profile_overrides` for `paper` and
+    `smoke`; under `fair` only the FAIR_METHOD_KEYS of its `paper` overrides."""
+    if profile == "fair":
+        return {k: v for k, v in cls.profile_overrides(space, "paper").items() if k in FAIR_METHOD_KEYS}
+    return cls.profile_overrides(space, profile)
+
+
+def paper_vs_fair(space: str, method: str) -> dict[str, tuple[Any, Any]]:
+    """What the method's `paper` config changes against `fair` on `space`: {field: (paper, fair)}
+    (nested fields dotted, e.g. supernet.track_running_stats); identity fields left out."""
+    def flat(d: dict, pre: str = "") -> dict:
+        out = {}
+        for k, v in d.items():
+            if isinstance(v, dict) and v and k != "method_options":
+                out.update(flat(v, f"{pre}{k}."))
+            else:
+                out[f"{pre}{k}"] = v
+        return out
+    a = flat(resolve_config(space, method, 0, "paper").to_json())
+    b = flat(resolve_config(space, method, 0, "fair").to_json())
+    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b))
+            if k not in IDENTITY_FIELDS and a.get(k) != b.get(k)}
+
+
 def resolve_config(space: str, method: str, seed: int, profile: str,
                    epochs: int | None = None, sets: list[str] | None = None) -> SearchConfig:
     from methods.registry import get_method
@@ -275,7 +314,7 @@ def resolve_config(space: str, method: str, seed: int, profile: str,
          if f.default is not dataclasses.MISSING and f.name in SETTABLE}
     d.update(supernet={}, method_options={})
     d.update(space_profile(space, profile))
-    d = apply_overrides(d, cls.profile_overrides(space, profile))
+    d = apply_overrides(d, method_overrides(cls, space, profile))
     if epochs is not None:
         d["epochs"] = epochs
     d = apply_sets(d, sets or [], cls.option_names())

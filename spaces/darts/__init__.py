@@ -62,6 +62,10 @@ PROFILES = {
                   arch_first=True, arch_init_std=1e-3, hessian_every=0,
                   supernet=dict(C=4, layers=3, impl="reference")),
 }
+# `fair`: one schedule for every method (benchmark/harness/config.py): the space's DARTS
+# protocol, the paper profile's values (quark0/darts cnn/train_search.py), with no method's
+# overrides but its options and step order.
+PROFILES["fair"] = PROFILES["paper"]
 
 # The network BaLeNAS-TF's proxies score (`proxy_network`): the search network's size (C=16,
 # 8 cells), no auxiliary head, freshly initialised. The 36-channel 20-cell evaluation network

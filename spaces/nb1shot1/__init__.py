@@ -46,6 +46,10 @@ PROFILES = {
     "paper": dict(epochs=50, batch_size=96, supernet=dict(C=16, layers=9), hessian_every=1, **_COMMON),
     "smoke": dict(epochs=2, batch_size=32, train_subset=256, supernet=dict(C=4, layers=3), **_COMMON),
 }
+# `fair`: one schedule for every method (benchmark/harness/config.py): the space's DARTS
+# protocol, the paper profile's values (the 1Shot1 DARTS code), with no method's overrides but
+# its options and step order.
+PROFILES["fair"] = PROFILES["paper"]
 
 Parents = tuple[tuple[int, ...], ...]   # per node 1..steps+1, sorted parent ids
 

@@ -23,6 +23,10 @@ PROFILES = {
     "smoke": dict(epochs=2, batch_size=32, split="official", train_subset=256,
                   supernet=dict(C=4, N=1, affine=False, track_running_stats=False, impl="fast")),
 }
+# `fair`: one schedule for every method (benchmark/harness/config.py): the space's DARTS
+# protocol, the paper profile's values (AutoDL-Projects' DARTS-V1 on NB201), with no method's
+# overrides but its options and step order.
+PROFILES["fair"] = PROFILES["paper"]
 
 
 class NB201Space:

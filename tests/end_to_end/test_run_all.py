@@ -26,7 +26,7 @@ def test_help_and_bad_profile():
     r = _run(["--help"])
     assert r.returncode == 0 and "--profile" in r.stdout
     r = _run(["--profile", "fast"])
-    assert r.returncode == 2 and "valid: paper, smoke" in r.stderr
+    assert r.returncode == 2 and "valid: paper, fair, smoke" in r.stderr
 
 
 @pytest.mark.slow
