@@ -89,6 +89,7 @@ from spaces.base import Weights, input_key
 CURVATURE_SCALES = ("sum", "mean")
 PLACEMENTS = ("input", "output")
 PROCEDURES = ("darts-protocol", "authors")
+REVERSE_CHUNK = 20  # logits per batched reverse pass of the curvature (memory bound; our choice)
 
 # The authors' CIFAR-10 search (BayesNAS/BayesNAS search/main.py, dataloader.py, lib.py), the
 # DARTS-space `paper` profile of bayesnas with procedure "authors": batch 18 (main.py line 13),
@@ -183,9 +184,20 @@ def _ggn_diagonal_reverse(fn, theta: torch.Tensor, p: torch.Tensor, reduction: s
     t = theta.clone().requires_grad_()
     logits = fn(t)
     b, k = logits.shape
-    eye = torch.eye(b * k, dtype=logits.dtype, device=logits.device).view(b * k, b, k)
-    (jac,) = torch.autograd.grad(logits, t, grad_outputs=eye, is_grads_batched=True)
-    jac = jac.detach().reshape(b, k, -1)                       # d logit[b, c] / d theta
+    rows = b * k
+    # at most REVERSE_CHUNK logits per batched pass: the batched backward holds that many
+    # copies of the network's gradient buffers (the one-shot network at C=36 with the authors'
+    # 18 images has 180 logits); fewer rows run in one pass, as before
+    chunk = rows if rows <= REVERSE_CHUNK else REVERSE_CHUNK
+    parts = []
+    for start in range(0, rows, chunk):
+        n = min(chunk, rows - start)
+        eye = torch.zeros(n, rows, dtype=logits.dtype, device=logits.device)
+        eye[torch.arange(n), torch.arange(start, start + n)] = 1.0
+        (j,) = torch.autograd.grad(logits, t, grad_outputs=eye.view(n, b, k), is_grads_batched=True,
+                                   retain_graph=start + n < rows)
+        parts.append(j.detach())
+    jac = torch.cat(parts).reshape(b, k, -1)                   # d logit[b, c] / d theta
     pj = p.unsqueeze(-1)
     quad = (pj * jac * jac).sum(1) - (pj * jac).sum(1) ** 2   # variance of J[:, i] under p
     quad = quad.clamp_min(0)
