@@ -50,8 +50,9 @@ Our choices (documented adaptations, not from the source):
   or, where the batch has fewer logits than there are switches (the DARTS space: 252
   switches), one batched reverse pass over the B*K logits (same quantity);
   `curvature_batch_size` can use fewer images (the smoke profile uses 8).
-- The authors run one switch-training epoch and one update; we spread it over the profile's
-  epochs with an update every `update_every` epochs (default 1, assumed).
+- The authors run one switch-training epoch and one update; with procedure "darts-protocol"
+  (NB201, 1Shot1, and the DARTS space on request) we spread it over the profile's epochs with
+  an update every `update_every` epochs (default 1, assumed).
 - Derivation on NB201 (no reference exists): an edge whose gamma_e < `threshold` becomes
   `none`, else the argmax of its op gammas over the 4 other ops. threshold 0.01 is assumed;
   every epoch's gammas are recorded so other thresholds can be applied afterwards.
@@ -67,10 +68,21 @@ Our choices (documented adaptations, not from the source):
   whose gamma_e < `threshold` set to 0: per node the 2 edges with the largest op gamma, each
   with its argmax op. A pruned edge is kept only when fewer than 2 of a node's edges survive
   (its op is then the first non-`none` op, max_pool_3x3). The op gammas already carry the
-  edge gamma (gamma_eo <- (1/gamma_eo + 1/gamma_e)^-1). DARTS-space protocol: the authors'
-  search/main.py (batch 18, SGD lr 0.1, wd 1e-4, one weights epoch, one switch epoch and one
-  update) trains their own one-shot network, not the DARTS supernet; runs on the DARTS space
-  use the space's DARTS protocol with one update per epoch (assumed), as on NB201.
+  edge gamma (gamma_eo <- (1/gamma_eo + 1/gamma_e)^-1). This is the rule of
+  `procedure="darts-protocol"` on the DARTS search network.
+- DARTS-space `paper` / `smoke` profiles: the authors' procedure (`procedure="authors"`,
+  AUTHORS_DARTS below): their one-shot network (supernet.impl=oneshot, spaces/darts/oneshot.py,
+  after search/OneShot.py) with one switch set per cell (the supernet's `cells_per_tensor`;
+  rows it lacks (`edge_rows`) are masked), the group sparsity over the cells with cell 0's
+  omega (Algorithm.py loss_cal, lines 401-438) and the group update (`group_update`, lines
+  333-392); epoch 1 trains the weights alone (NLL, Cutout 16) on a random 10%, epoch 2 weights
+  and switches on a random 90% (`trains_on_arch_half`; split random-10-90), one update at its
+  end. Derivation there: each of the network's 2 edges per node with its largest op gamma
+  (cell 0's; equal in every cell after the update); edges with gamma_e < `threshold` are
+  listed in the update's diagnostics `pruned_edges` (the authors read their cells off the
+  gammas by hand, keeping several ops on an edge and dropping edges: not expressible as a
+  DARTS genotype). `procedure="darts-protocol"` (option_overrides) restores the DARTS
+  protocol's fields for a like-for-like comparison (docs/reference/departures.md#bayesnas-on-the-darts-space).
 Defaults: switch SGD lr 0.1, momentum 0.9, no weight decay; lambda_origin = lambda_child =
 0.01 (from the authors' grid {0.005, 0.007, 0.01}; the choice of 0.01 is assumed).
 """
