@@ -177,3 +177,11 @@ def test_reverse_curvature_in_chunks_equals_forward_mode(monkeypatch):
     chunked = B._ggn_diagonal_reverse(fn, theta, p, "sum")
     forward = B.ggn_diagonal(fn, theta, None, "sum", mode="forward")
     assert torch.allclose(chunked, forward, rtol=1e-4, atol=1e-6)
+
+
+def test_bad_procedure_is_refused_naming_the_option():
+    from benchmark.harness.config import ConfigError
+    with pytest.raises(ConfigError, match="method.procedure must be one of 'darts-protocol', 'authors'"):
+        resolve_config("darts", "bayesnas", 0, "smoke", sets=["method.procedure=paper"])
+    with pytest.raises(ConfigError, match="method.cutout"):
+        resolve_config("darts", "bayesnas", 0, "smoke", sets=["method.cutout=40"])
