@@ -349,6 +349,8 @@ class BayesNAS(SearchMethod):
         return x * (~inside).to(x.dtype).to(x.device)[:, None]
 
     def weight_step(self, batch: Batch, ctx: StepContext) -> dict:
+        if self.opts.procedure == "authors" and len(batch[1]) < self.cfg.batch_size:
+            return {}  # the authors' loaders drop the last, partial batch (dataloader.py lines 120, 129)
         if self._authors_weights_epoch(ctx.epoch):
             # the authors' weights epoch (lib.py `train`, lines 42-58): NLL only, switches frozen
             ctx.w_optimizer.zero_grad(set_to_none=True)

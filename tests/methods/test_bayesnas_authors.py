@@ -73,9 +73,9 @@ def _tiny(procedure="authors"):
     return m, cfg, StepContext(net, w_opt, 1, cfg.epochs, cfg.grad_clip, 16, 16)
 
 
-def _batch(seed):
+def _batch(seed, n=8):  # the smoke profile's batch size
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(4, 3, 32, 32, generator=g), torch.randint(0, 10, (4,), generator=g)
+    return torch.randn(n, 3, 32, 32, generator=g), torch.randint(0, 10, (n,), generator=g)
 
 
 @pytest.mark.slow
@@ -185,3 +185,12 @@ def test_bad_procedure_is_refused_naming_the_option():
         resolve_config("darts", "bayesnas", 0, "smoke", sets=["method.procedure=paper"])
     with pytest.raises(ConfigError, match="method.cutout"):
         resolve_config("darts", "bayesnas", 0, "smoke", sets=["method.cutout=40"])
+
+
+def test_authors_procedure_drops_the_last_partial_batch():
+    """dataloader.py lines 120, 129: drop_last=True (5000 images at batch 18 leave 14)."""
+    m, cfg, ctx = _tiny()
+    before = [p.detach().clone() for p in m.supernet.parameters()]
+    x, y = _batch(0, n=cfg.batch_size - 1)
+    assert m.weight_step((x, y), ctx) == {}
+    assert all(torch.equal(a, b) for a, b in zip(before, m.supernet.parameters()))
