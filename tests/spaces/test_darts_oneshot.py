@@ -87,3 +87,18 @@ def test_macro_structure():
 def test_check_supernet_refuses(bad, word):
     with pytest.raises(ValueError, match=word):
         get_space("darts").check_supernet({"impl": "oneshot", **bad})
+
+
+def test_op_sets_of_the_authors_ops_only():
+    """The space's op set gives each edge's columns (`s5`: the 7 ops without `none`, the
+    authors' own set); an op set with an op their Selection does not build is refused at
+    planning (`darts-s4`: `noise`)."""
+    space = get_space("darts").for_supernet({"op_set": "s5"})
+    space.check_supernet({"impl": "oneshot", "op_set": "s5"})
+    net = space.supernet(impl="oneshot", op_set="s5", C=2)
+    w = {k: torch.ones(n, 14, 7) for k, n in CELLS.items()}
+    assert net(torch.randn(2, 3, 32, 32), w).shape == (2, 10)
+    assert sum(p.numel() for p in net.parameters()) == sum(
+        p.numel() for p in get_space("darts").supernet(impl="oneshot", C=2).parameters())
+    with pytest.raises(ValueError, match="noise"):
+        get_space("darts-s4").check_supernet({"impl": "oneshot", "layers": 8})
