@@ -70,7 +70,8 @@ Our choices (documented adaptations, not from the source):
   (its op is then the first non-`none` op, max_pool_3x3). The op gammas already carry the
   edge gamma (gamma_eo <- (1/gamma_eo + 1/gamma_e)^-1). This is the rule of
   `procedure="darts-protocol"` on the DARTS search network.
-- DARTS-space `paper` / `smoke` profiles: the authors' procedure (`procedure="authors"`,
+- DARTS-space `paper` / `smoke` profiles: the authors' procedure (`procedure="authors"`, which
+  the default "auto" resolves to there; `fair` and other spaces resolve to "darts-protocol";
   AUTHORS_DARTS below): their one-shot network (supernet.impl=oneshot, spaces/darts/oneshot.py,
   after search/OneShot.py) with one switch set per cell (the supernet's `cells_per_tensor`;
   rows it lacks (`edge_rows`) are masked), the group sparsity over the cells with cell 0's
@@ -100,7 +101,7 @@ from spaces.base import Weights, input_key
 
 CURVATURE_SCALES = ("sum", "mean")
 PLACEMENTS = ("input", "output")
-PROCEDURES = ("darts-protocol", "authors")
+PROCEDURES = ("auto", "authors", "darts-protocol")
 REVERSE_CHUNK = 20  # logits per batched reverse pass of the curvature (memory bound; our choice)
 
 # The authors' CIFAR-10 search (BayesNAS/BayesNAS search/main.py, dataloader.py, lib.py), the
@@ -118,6 +119,7 @@ AUTHORS_DARTS = {"epochs": 2, "batch_size": 18, "split": "random-10-90", "train_
                  "supernet.impl": "oneshot", "supernet.C": 36, "supernet.layers": 8}
 # Its smoke version: the same procedure in seconds on a CPU (both phases, the single update).
 AUTHORS_DARTS_SMOKE = {**AUTHORS_DARTS, "batch_size": 8, "train_subset": 16, "supernet.C": 4}
+AUTHORS_PROFILES = ("paper", "smoke")  # the DARTS-space profiles that carry the fields above
 
 
 @dataclass
@@ -136,8 +138,10 @@ class BayesNASOptions:
     # the weights half, epoch E trains weights and switches jointly on the ARCHITECTURE half, and
     # the one Bayesian update follows it (search/main.py lines 46-74). "darts-protocol": the
     # space profile's protocol, switches trained every epoch on the weights half, an update
-    # every `update_every` epochs (the suite's adaptation; the default off the DARTS space).
-    procedure: str = "darts-protocol"
+    # every `update_every` epochs (the suite's adaptation). "auto": "authors" under the DARTS
+    # space's `paper` and `smoke` profiles (whose fields are the authors'), "darts-protocol"
+    # elsewhere, `fair` included (`procedure_of`).
+    procedure: str = "auto"
     cutout: int = 16               # procedure "authors": Cutout length in the weights-only epochs
     #                                (dataloader.py lines 79-81, cutout(16, p=1)); 0 = none
 
@@ -254,15 +258,15 @@ class BayesNAS(SearchMethod):
         self.omega_op = {k: u(s) for k, s in shapes.items()}
         self.last_batch: Batch | None = None
         super().__init__(space, supernet, cfg, generator, device)
-        if self.opts.procedure == "authors" and self.opts.cutout:
+        self.procedure = self.procedure_of(self.opts.procedure, cfg.space, cfg.profile)
+        if self.procedure == "authors" and self.opts.cutout:
             self.own_generator("cutout", 31)
 
     @classmethod
     def profile_overrides(cls, space: str, profile: str) -> dict:
         out = super().profile_overrides(space, profile)
-        if space == "darts":  # the authors' procedure (AUTHORS_DARTS, above)
+        if space == "darts":  # the authors' procedure (AUTHORS_DARTS, above; procedure "auto")
             out.update(AUTHORS_DARTS if profile == "paper" else AUTHORS_DARTS_SMOKE)
-            out["method_options"] = {"procedure": "authors"}
         if profile == "smoke":  # one JVP per switch (30 on NB201): keep the smoke run quick
             # DARTS space: 252+ switches, so the curvature takes a pass per logit (B*10): 2 images
             out["method_options"] = {**out.get("method_options", {}),
@@ -274,7 +278,8 @@ class BayesNAS(SearchMethod):
         """procedure "darts-protocol" on the DARTS space: the space profile's own values for
         every field the authors' procedure sets (today's adaptation, for a like-for-like
         comparison with the other methods under DARTS's protocol)."""
-        if space != "darts" or options.get("procedure", "darts-protocol") != "darts-protocol":
+        if (space != "darts" or profile not in AUTHORS_PROFILES
+                or options.get("procedure", "auto") != "darts-protocol"):
             return {}
         from spaces import get_space
         base = get_space(space).profiles[profile]
@@ -287,12 +292,21 @@ class BayesNAS(SearchMethod):
                 out[key] = base[key]
         return out
 
+    @staticmethod
+    def procedure_of(option: str, space: str, profile: str) -> str:
+        """The procedure a run follows: the option, or for "auto" "authors" under the DARTS
+        space's paper/smoke profiles (which carry the authors' fields) and "darts-protocol"
+        elsewhere (NB201, 1Shot1, the DARTS space's `fair`: one DARTS schedule for all)."""
+        if option != "auto":
+            return option
+        return "authors" if space == "darts" and profile in AUTHORS_PROFILES else "darts-protocol"
+
     def _authors_weights_epoch(self, epoch: int) -> bool:
-        return self.opts.procedure == "authors" and epoch < self.cfg.epochs
+        return self.procedure == "authors" and epoch < self.cfg.epochs
 
     def trains_on_arch_half(self, epoch: int) -> bool:
         """The authors' switch epoch (the last) runs on the other split part (the 90%)."""
-        return self.opts.procedure == "authors" and epoch == self.cfg.epochs
+        return self.procedure == "authors" and epoch == self.cfg.epochs
 
     def make_arch_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.arch_parameters(), lr=self.opts.switch_lr,
@@ -349,7 +363,7 @@ class BayesNAS(SearchMethod):
         return x * (~inside).to(x.dtype).to(x.device)[:, None]
 
     def weight_step(self, batch: Batch, ctx: StepContext) -> dict:
-        if self.opts.procedure == "authors" and len(batch[1]) < self.cfg.batch_size:
+        if self.procedure == "authors" and len(batch[1]) < self.cfg.batch_size:
             return {}  # the authors' loaders drop the last, partial batch (dataloader.py lines 120, 129)
         if self._authors_weights_epoch(ctx.epoch):
             # the authors' weights epoch (lib.py `train`, lines 42-58): NLL only, switches frozen
@@ -419,7 +433,7 @@ class BayesNAS(SearchMethod):
         return new_gamma.expand_as(gamma).clone(), omega.expand_as(gamma).clone()
 
     def epoch_end(self, epoch: int, ctx: StepContext) -> dict:
-        authors = self.opts.procedure == "authors"
+        authors = self.procedure == "authors"
         if authors and epoch < self.cfg.epochs:
             return {"bayesnas_phase": "weights"}
         if self.last_batch is None or (not authors and epoch % self.opts.update_every):

@@ -29,11 +29,25 @@ def test_paper_profile_is_the_authors_procedure():
     assert (cfg.epochs, cfg.batch_size, cfg.split, cfg.train_subset) == (2, 18, "random-10-90", None)
     assert (cfg.w_lr, cfg.w_lr_min, cfg.w_momentum, cfg.w_nesterov, cfg.w_weight_decay) == (0.1, 0.1, 0.9, False, 1e-4)
     assert cfg.supernet == {"C": 36, "layers": 8, "impl": "oneshot"}
-    assert cfg.method_options == {"procedure": "authors"}
-    assert cfg.hessian_every == 0
+    assert cfg.method_options == {} and cfg.hessian_every == 0   # procedure "auto"
+    assert BayesNAS.procedure_of("auto", "darts", "paper") == "authors"
     smoke = resolve_config("darts", "bayesnas", 0, "smoke")
-    assert smoke.method_options["procedure"] == "authors" and smoke.supernet["impl"] == "oneshot"
+    assert smoke.supernet["impl"] == "oneshot" and BayesNAS.procedure_of("auto", "darts", "smoke") == "authors"
     assert smoke.epochs == 2 and smoke.split == "random-10-90"
+
+
+def test_fair_profile_runs_the_darts_protocol():
+    """`fair` (one DARTS schedule for every method) keeps none of the authors' fields, and the
+    procedure follows it; elsewhere "auto" is the darts-protocol too."""
+    from benchmark.harness.config import space_profile
+    cfg = resolve_config("darts", "bayesnas", 0, "fair")
+    base = space_profile("darts", "fair")
+    assert (cfg.epochs, cfg.batch_size, cfg.split, cfg.supernet) == (
+        base["epochs"], base["batch_size"], base["split"], base["supernet"])
+    assert cfg.method_options.get("procedure", "auto") == "auto"
+    assert BayesNAS.procedure_of("auto", "darts", "fair") == "darts-protocol"
+    assert BayesNAS.procedure_of("auto", "nb201", "paper") == "darts-protocol"
+    assert BayesNAS.procedure_of("authors", "nb201", "paper") == "authors"
 
 
 @pytest.mark.parametrize("profile", ["paper", "smoke"])
@@ -61,7 +75,7 @@ def test_split_random_10_90_is_two_independent_draws():
     assert (a == a2).all() and (b == b2).all()
 
 
-def _tiny(procedure="authors"):
+def _tiny(procedure="auto"):
     space = get_space("darts")
     cfg = resolve_config("darts", "bayesnas", 0, "smoke", sets=[f"method.procedure={procedure}",
                                                                  "supernet.C=2"])
@@ -84,7 +98,7 @@ def test_authors_phases_weights_epoch_then_switch_epoch_and_one_update():
     `train_switch`): switches train and the one update follows; only epoch 2 runs on the
     architecture half (the 90%)."""
     m, cfg, ctx = _tiny()
-    assert m.cells == {"normal": 6, "reduce": 2}
+    assert m.cells == {"normal": 6, "reduce": 2} and m.procedure == "authors"
     assert m.edge_sw["normal"].shape == (6, 14) and m.op_sw["reduce"].shape == (2, 14, 8)
     assert [m.trains_on_arch_half(e) for e in (1, 2)] == [False, True]
     gamma0 = {k: v.clone() for k, v in m.gamma_op.items()}
@@ -181,7 +195,7 @@ def test_reverse_curvature_in_chunks_equals_forward_mode(monkeypatch):
 
 def test_bad_procedure_is_refused_naming_the_option():
     from benchmark.harness.config import ConfigError
-    with pytest.raises(ConfigError, match="method.procedure must be one of 'darts-protocol', 'authors'"):
+    with pytest.raises(ConfigError, match="method.procedure must be one of 'auto', 'authors', 'darts-protocol'"):
         resolve_config("darts", "bayesnas", 0, "smoke", sets=["method.procedure=paper"])
     with pytest.raises(ConfigError, match="method.cutout"):
         resolve_config("darts", "bayesnas", 0, "smoke", sets=["method.cutout=40"])
