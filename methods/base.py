@@ -118,6 +118,19 @@ class SearchMethod:
         return {} if cls.arch_first is None else {"arch_first": cls.arch_first}
 
     @classmethod
+    def option_overrides(cls, space: str, profile: str, options: dict[str, Any]) -> dict[str, Any]:
+        """SearchConfig fields implied by the run's method options (after the profile and the
+        user's `--set method.<option>`), e.g. a method option that selects another procedure;
+        none by default. The user's own `--set` of a field still wins."""
+        return {}
+
+    def trains_on_arch_half(self, epoch: int) -> bool:
+        """True: the loop's weight steps in `epoch` iterate the ARCHITECTURE half (the batches
+        passed as `train_batch`), with batches of the weights half as `valid_batch`; the
+        epoch then has as many steps as that half has batches. False by default."""
+        return False
+
+    @classmethod
     def check_space(cls, options, space) -> None:
         """Raise ValueError naming the option when `options` cannot apply to `space` (called
         at planning, before anything is created, and by the method's constructor)."""

@@ -50,8 +50,9 @@ Our choices (documented adaptations, not from the source):
   or, where the batch has fewer logits than there are switches (the DARTS space: 252
   switches), one batched reverse pass over the B*K logits (same quantity);
   `curvature_batch_size` can use fewer images (the smoke profile uses 8).
-- The authors run one switch-training epoch and one update; we spread it over the profile's
-  epochs with an update every `update_every` epochs (default 1, assumed).
+- The authors run one switch-training epoch and one update; with procedure "darts-protocol"
+  (NB201, 1Shot1, and the DARTS space on request) we spread it over the profile's epochs with
+  an update every `update_every` epochs (default 1, assumed).
 - Derivation on NB201 (no reference exists): an edge whose gamma_e < `threshold` becomes
   `none`, else the argmax of its op gammas over the 4 other ops. threshold 0.01 is assumed;
   every epoch's gammas are recorded so other thresholds can be applied afterwards.
@@ -67,10 +68,22 @@ Our choices (documented adaptations, not from the source):
   whose gamma_e < `threshold` set to 0: per node the 2 edges with the largest op gamma, each
   with its argmax op. A pruned edge is kept only when fewer than 2 of a node's edges survive
   (its op is then the first non-`none` op, max_pool_3x3). The op gammas already carry the
-  edge gamma (gamma_eo <- (1/gamma_eo + 1/gamma_e)^-1). DARTS-space protocol: the authors'
-  search/main.py (batch 18, SGD lr 0.1, wd 1e-4, one weights epoch, one switch epoch and one
-  update) trains their own one-shot network, not the DARTS supernet; runs on the DARTS space
-  use the space's DARTS protocol with one update per epoch (assumed), as on NB201.
+  edge gamma (gamma_eo <- (1/gamma_eo + 1/gamma_e)^-1). This is the rule of
+  `procedure="darts-protocol"` on the DARTS search network.
+- DARTS-space `paper` / `smoke` profiles: the authors' procedure (`procedure="authors"`, which
+  the default "auto" resolves to there; `fair` and other spaces resolve to "darts-protocol";
+  AUTHORS_DARTS below): their one-shot network (supernet.impl=oneshot, spaces/darts/oneshot.py,
+  after search/OneShot.py) with one switch set per cell (the supernet's `cells_per_tensor`;
+  rows it lacks (`edge_rows`) are masked), the group sparsity over the cells with cell 0's
+  omega (Algorithm.py loss_cal, lines 401-438) and the group update (`group_update`, lines
+  333-392); epoch 1 trains the weights alone (NLL, Cutout 16) on a random 10%, epoch 2 weights
+  and switches on a random 90% (`trains_on_arch_half`; split random-10-90), one update at its
+  end. Derivation there: each of the network's 2 edges per node with its largest op gamma
+  (cell 0's; equal in every cell after the update); edges with gamma_e < `threshold` are
+  listed in the update's diagnostics `pruned_edges` (the authors read their cells off the
+  gammas by hand, keeping several ops on an edge and dropping edges: not expressible as a
+  DARTS genotype). `procedure="darts-protocol"` (option_overrides) restores the DARTS
+  protocol's fields for a like-for-like comparison (docs/reference/departures.md#bayesnas-on-the-darts-space).
 Defaults: switch SGD lr 0.1, momentum 0.9, no weight decay; lambda_origin = lambda_child =
 0.01 (from the authors' grid {0.005, 0.007, 0.01}; the choice of 0.01 is assumed).
 """
@@ -88,6 +101,25 @@ from spaces.base import Weights, input_key
 
 CURVATURE_SCALES = ("sum", "mean")
 PLACEMENTS = ("input", "output")
+PROCEDURES = ("auto", "authors", "darts-protocol")
+REVERSE_CHUNK = 20  # logits per batched reverse pass of the curvature (memory bound; our choice)
+
+# The authors' CIFAR-10 search (BayesNAS/BayesNAS search/main.py, dataloader.py, lib.py), the
+# DARTS-space `paper` profile of bayesnas with procedure "authors": batch 18 (main.py line 13),
+# SGD lr 0.1 constant (line 15; no scheduler anywhere), momentum 0.9 (line 17), weight decay
+# 1e-4 on the weights only (lines 16, 40; the switches' SGD has none, line 73), no gradient
+# clipping (lib.py lines 42-70; grad_clip is unused with clip_gradients false), 2 epochs: one
+# weights epoch on a random 10% and one joint switch epoch on a random 90% (main.py line 27
+# epochs = 1, lines 47-74; dataloader.py lines 107-112: split random-10-90), on the one-shot
+# network (OneShot.py: supernet.impl=oneshot, C=36, 8 cells). No architecture-Hessian
+# diagnostic (the network has no softmax architecture to differentiate).
+AUTHORS_DARTS = {"epochs": 2, "batch_size": 18, "split": "random-10-90", "train_subset": None,
+                 "w_lr": 0.1, "w_lr_min": 0.1, "w_momentum": 0.9, "w_nesterov": False,
+                 "w_weight_decay": 1e-4, "hessian_every": 0,
+                 "supernet.impl": "oneshot", "supernet.C": 36, "supernet.layers": 8}
+# Its smoke version: the same procedure in seconds on a CPU (both phases, the single update).
+AUTHORS_DARTS_SMOKE = {**AUTHORS_DARTS, "batch_size": 8, "train_subset": 16, "supernet.C": 4}
+AUTHORS_PROFILES = ("paper", "smoke")  # the DARTS-space profiles that carry the fields above
 
 
 @dataclass
@@ -102,8 +134,20 @@ class BayesNASOptions:
     curvature_scale: str = "sum"   # "sum" over the batch (authors' Algorithm.py) | "mean"
     switch_placement: str = "input"  # edge switch on the edge's input (authors' OneShot.py) | "output"
     clip_gradients: bool = False   # authors: no clipping (lib.py train_switch)
+    # "authors": epochs 1..E-1 train the weights only (switches frozen at 1, no sparsity term) on
+    # the weights half, epoch E trains weights and switches jointly on the ARCHITECTURE half, and
+    # the one Bayesian update follows it (search/main.py lines 46-74). "darts-protocol": the
+    # space profile's protocol, switches trained every epoch on the weights half, an update
+    # every `update_every` epochs (the suite's adaptation). "auto": "authors" under the DARTS
+    # space's `paper` and `smoke` profiles (whose fields are the authors'), "darts-protocol"
+    # elsewhere, `fair` included (`procedure_of`).
+    procedure: str = "auto"
+    cutout: int = 16               # procedure "authors": Cutout length in the weights-only epochs
+    #                                (dataloader.py lines 79-81, cutout(16, p=1)); 0 = none
 
     def __post_init__(self) -> None:
+        need_choice("procedure", self.procedure, PROCEDURES)
+        need_int("cutout", self.cutout, 0, 32)
         need_choice("curvature_scale", self.curvature_scale, CURVATURE_SCALES)
         need_choice("switch_placement", self.switch_placement, PLACEMENTS)
         if not isinstance(self.clip_gradients, bool):
@@ -156,9 +200,20 @@ def _ggn_diagonal_reverse(fn, theta: torch.Tensor, p: torch.Tensor, reduction: s
     t = theta.clone().requires_grad_()
     logits = fn(t)
     b, k = logits.shape
-    eye = torch.eye(b * k, dtype=logits.dtype, device=logits.device).view(b * k, b, k)
-    (jac,) = torch.autograd.grad(logits, t, grad_outputs=eye, is_grads_batched=True)
-    jac = jac.detach().reshape(b, k, -1)                       # d logit[b, c] / d theta
+    rows = b * k
+    # at most REVERSE_CHUNK logits per batched pass: the batched backward holds that many
+    # copies of the network's gradient buffers (the one-shot network at C=36 with the authors'
+    # 18 images has 180 logits); fewer rows run in one pass, as before
+    chunk = rows if rows <= REVERSE_CHUNK else REVERSE_CHUNK
+    parts = []
+    for start in range(0, rows, chunk):
+        n = min(chunk, rows - start)
+        eye = torch.zeros(n, rows, dtype=logits.dtype, device=logits.device)
+        eye[torch.arange(n), torch.arange(start, start + n)] = 1.0
+        (j,) = torch.autograd.grad(logits, t, grad_outputs=eye.view(n, b, k), is_grads_batched=True,
+                                   retain_graph=start + n < rows)
+        parts.append(j.detach())
+    jac = torch.cat(parts).reshape(b, k, -1)                   # d logit[b, c] / d theta
     pj = p.unsqueeze(-1)
     quad = (pj * jac * jac).sum(1) - (pj * jac).sum(1) ** 2   # variance of J[:, i] under p
     quad = quad.clamp_min(0)
@@ -173,13 +228,28 @@ class BayesNAS(SearchMethod):
     def __init__(self, space, supernet: nn.Module, cfg, generator: torch.Generator, device="cpu"):
         self.none_col = space.zero_op  # None: the space has no `none` op
         shapes = space.arch_shapes()
+        # A supernet with one weight set per cell (the one-shot network, spaces/darts/oneshot.py)
+        # gets per-cell switches, as the authors' (each Selection owns its switches, OneShot.py
+        # lines 50-57), with gamma and omega shared by the cells of a type (Algorithm.py lines
+        # 333-392); `edge_rows` names the rows it reads.
+        self.cells = getattr(supernet, "cells_per_tensor", None)
+        rows = getattr(supernet, "edge_rows", None)
+        self.row_mask = {}
+        if self.cells is not None:
+            shapes = {k: (self.cells[k], *s) for k, s in shapes.items()}
+            for k in shapes:
+                r = torch.zeros(shapes[k][1], device=device)
+                r[list(rows[k])] = 1.0
+                self.row_mask[k] = r
         self.edge_sw = {k: torch.ones(s[:-1], device=device, requires_grad=True) for k, s in shapes.items()}
         self.op_sw = {k: torch.ones(s, device=device, requires_grad=True) for k, s in shapes.items()}
         self.mask = {}
         for k, s in shapes.items():
-            m = torch.ones(s, device=device)
+            m = torch.ones(s[-2:] if self.cells is not None else s, device=device)
             if self.none_col is not None:
                 m[..., self.none_col] = 0.0
+            if k in self.row_mask:
+                m = m * self.row_mask[k].unsqueeze(-1)
             self.mask[k] = m
         u = lambda s: torch.rand(s, generator=generator).to(device)  # noqa: E731
         self.gamma_edge = {k: u(s[:-1]) for k, s in shapes.items()}
@@ -188,14 +258,55 @@ class BayesNAS(SearchMethod):
         self.omega_op = {k: u(s) for k, s in shapes.items()}
         self.last_batch: Batch | None = None
         super().__init__(space, supernet, cfg, generator, device)
+        self.procedure = self.procedure_of(self.opts.procedure, cfg.space, cfg.profile)
+        if self.procedure == "authors" and self.opts.cutout:
+            self.own_generator("cutout", 31)
 
     @classmethod
     def profile_overrides(cls, space: str, profile: str) -> dict:
         out = super().profile_overrides(space, profile)
+        if space == "darts":  # the authors' procedure (AUTHORS_DARTS, above; procedure "auto")
+            out.update(AUTHORS_DARTS if profile == "paper" else AUTHORS_DARTS_SMOKE)
         if profile == "smoke":  # one JVP per switch (30 on NB201): keep the smoke run quick
-            # DARTS space: 252 switches, so the curvature takes a pass per logit (B*10): 2 images
-            out["method_options"] = {"curvature_batch_size": 2 if space == "darts" else 8}
+            # DARTS space: 252+ switches, so the curvature takes a pass per logit (B*10): 2 images
+            out["method_options"] = {**out.get("method_options", {}),
+                                     "curvature_batch_size": 2 if space == "darts" else 8}
         return out
+
+    @classmethod
+    def option_overrides(cls, space: str, profile: str, options: dict) -> dict:
+        """procedure "darts-protocol" on the DARTS space: the space profile's own values for
+        every field the authors' procedure sets (today's adaptation, for a like-for-like
+        comparison with the other methods under DARTS's protocol)."""
+        if (space != "darts" or profile not in AUTHORS_PROFILES
+                or options.get("procedure", "auto") != "darts-protocol"):
+            return {}
+        from spaces import get_space
+        base = get_space(space).profiles[profile]
+        out = {}
+        for key in AUTHORS_DARTS:
+            if key.startswith("supernet."):
+                sub = key[len("supernet."):]
+                out[key] = base["supernet"].get(sub, {"impl": "reference"}.get(sub))
+            else:
+                out[key] = base[key]
+        return out
+
+    @staticmethod
+    def procedure_of(option: str, space: str, profile: str) -> str:
+        """The procedure a run follows: the option, or for "auto" "authors" under the DARTS
+        space's paper/smoke profiles (which carry the authors' fields) and "darts-protocol"
+        elsewhere (NB201, 1Shot1, the DARTS space's `fair`: one DARTS schedule for all)."""
+        if option != "auto":
+            return option
+        return "authors" if space == "darts" and profile in AUTHORS_PROFILES else "darts-protocol"
+
+    def _authors_weights_epoch(self, epoch: int) -> bool:
+        return self.procedure == "authors" and epoch < self.cfg.epochs
+
+    def trains_on_arch_half(self, epoch: int) -> bool:
+        """The authors' switch epoch (the last) runs on the other split part (the 90%)."""
+        return self.procedure == "authors" and epoch == self.cfg.epochs
 
     def make_arch_optimizer(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.arch_parameters(), lr=self.opts.switch_lr,
@@ -223,6 +334,12 @@ class BayesNAS(SearchMethod):
 
     def sparsity(self) -> torch.Tensor:
         o = self.opts
+        if self.cells is not None:
+            # group lasso over the cells of a type, with cell 0's omega (Algorithm.py loss_cal,
+            # lines 401-438): lambda * sqrt(sum_cells s^2 * omega_0^2)
+            return sum(o.lambda_origin * (self.edge_sw[k].norm(dim=0) * self.omega_edge[k][0] * self.row_mask[k]).sum()
+                       + o.lambda_child * (self.op_sw[k].norm(dim=0) * self.omega_op[k][0] * self.mask[k]).sum()
+                       for k in self.edge_sw)
         return sum(o.lambda_origin * (self.edge_sw[k].abs() * self.omega_edge[k]).sum()
                    + o.lambda_child * (self.op_sw[k].abs() * self.omega_op[k] * self.mask[k]).sum()
                    for k in self.edge_sw)
@@ -231,7 +348,34 @@ class BayesNAS(SearchMethod):
     def arch_step(self, train_batch: Batch, valid_batch: Batch, ctx: StepContext) -> dict:
         return {}  # single level: the switches train with the weights in weight_step
 
+    def cutout(self, x: torch.Tensor) -> torch.Tensor:
+        """Cutout on the normalised batch as the authors' weights epoch (dataloader.py lines
+        36-68, cutout(16, p=1, cutout_inside=False) after normalisation, mask colour 0): per
+        image a centre drawn in [0, 32] (w + 1 for an even length), the square clipped."""
+        g, n = self.__dict__["_generators"]["cutout"], self.opts.cutout
+        b, _, h, w = x.shape
+        half, off = n // 2, 1 if n % 2 == 0 else 0
+        cy = torch.randint(0, h + off, (b,), generator=g)
+        cx = torch.randint(0, w + off, (b,), generator=g)
+        ys, xs = torch.arange(h), torch.arange(w)
+        inside = (((ys[None] >= cy[:, None] - half) & (ys[None] < cy[:, None] - half + n))[:, :, None]
+                  & ((xs[None] >= cx[:, None] - half) & (xs[None] < cx[:, None] - half + n))[:, None, :])
+        return x * (~inside).to(x.dtype).to(x.device)[:, None]
+
     def weight_step(self, batch: Batch, ctx: StepContext) -> dict:
+        if self.procedure == "authors" and len(batch[1]) < self.cfg.batch_size:
+            return {}  # the authors' loaders drop the last, partial batch (dataloader.py lines 120, 129)
+        if self._authors_weights_epoch(ctx.epoch):
+            # the authors' weights epoch (lib.py `train`, lines 42-58): NLL only, switches frozen
+            ctx.w_optimizer.zero_grad(set_to_none=True)
+            x = self.cutout(batch[0]) if self.opts.cutout else batch[0]
+            weights = {k: v.detach() for k, v in self.mixing_weights().items()}
+            nll, logits = self.loss(weights, (x, batch[1]))
+            nll.backward()
+            if self.opts.clip_gradients:
+                nn.utils.clip_grad_norm_(self.supernet.parameters(), ctx.grad_clip)
+            ctx.w_optimizer.step()
+            return {"train_loss": nll.item(), "train_acc": accuracy(logits, batch[1])}
         ctx.w_optimizer.zero_grad(set_to_none=True)
         self.arch_optimizer.zero_grad(set_to_none=True)
         nll, logits = self.loss(self.mixing_weights(), batch)
@@ -275,12 +419,41 @@ class BayesNAS(SearchMethod):
         omega = (-c / gamma ** 2 + 1.0 / gamma).abs().sqrt().clamp_min(1e-12)
         return s.detach().abs() / omega, omega
 
+    @staticmethod
+    def group_update(s: torch.Tensor, gamma: torch.Tensor, h: torch.Tensor, lam: float):
+        """The HARD update of one switch group per cell type (leading axis: the cells), as the
+        authors' Algorithm.py `update` (lines 339-362): c_i = (1/gamma_i + H_i/lambda)^-1 per
+        cell; omega = sqrt(sum_i |-c_i/gamma_L^2 + 1/gamma_L|) with gamma_L the LAST cell's gamma
+        (the loop variable `cell_idx` left over at line 353); gamma = ||s||_2 / omega; both
+        shared by every cell."""
+        c = 1.0 / (1.0 / gamma + h / lam)
+        g_last = gamma[-1]
+        omega = (-c / g_last ** 2 + 1.0 / g_last).abs().sum(0).sqrt().clamp_min(1e-12)
+        new_gamma = s.detach().norm(dim=0) / omega
+        return new_gamma.expand_as(gamma).clone(), omega.expand_as(gamma).clone()
+
     def epoch_end(self, epoch: int, ctx: StepContext) -> dict:
-        if self.last_batch is None or epoch % self.opts.update_every:
+        authors = self.procedure == "authors"
+        if authors and epoch < self.cfg.epochs:
+            return {"bayesnas_phase": "weights"}
+        if self.last_batch is None or (not authors and epoch % self.opts.update_every):
             return {}
         n = self.opts.curvature_batch_size or len(self.last_batch[1])
         h_edge, h_op = self.curvature((self.last_batch[0][:n], self.last_batch[1][:n]))
         o = self.opts
+        if self.cells is not None:
+            for k in self.edge_sw:
+                ge, self.omega_edge[k] = self.group_update(self.edge_sw[k], self.gamma_edge[k], h_edge[k], o.lambda_origin)
+                go, self.omega_op[k] = self.group_update(self.op_sw[k], self.gamma_op[k], h_op[k], o.lambda_child)
+                self.gamma_edge[k] = ge
+                self.gamma_op[k] = 1.0 / (1.0 / go + 1.0 / ge.unsqueeze(-1))
+            pruned = {k: [lab for r, lab in enumerate(self.space.arch_labels()[k])
+                          if self.row_mask[k][r] and float(self.gamma_edge[k][0, r]) < o.threshold]
+                      for k in self.edge_sw}
+            return {"bayesnas_update": True, "bayesnas_phase": "switch" if authors else None,
+                    "pruned_edges": pruned,
+                    "curvature_edge": {k: v.cpu().tolist() for k, v in h_edge.items()},
+                    "curvature_op": {k: v.cpu().tolist() for k, v in h_op.items()}}
         for k in self.edge_sw:
             ge, self.omega_edge[k] = self.hard_update(self.edge_sw[k], self.gamma_edge[k], h_edge[k], o.lambda_origin)
             go, self.omega_op[k] = self.hard_update(self.op_sw[k], self.gamma_op[k], h_op[k], o.lambda_child)
@@ -306,8 +479,19 @@ class BayesNAS(SearchMethod):
 
     def derive_magnitudes(self) -> Weights:
         """Op gammas as non-negative weights: `none` column 0, rows of pruned edges
-        (gamma_e < threshold) 0."""
+        (gamma_e < threshold) 0. Per-cell switches (the one-shot network): cell 0's gammas
+        (every cell's are equal after an update), rows the network lacks -1 so that the DARTS
+        rule takes exactly the network's 2 edges per node, and no row zeroed for pruning (each
+        node has only those 2 edges; the pruned ones are in the update's `pruned_edges`)."""
         out = {}
+        if self.cells is not None:
+            for k, go in self.gamma_op.items():
+                m = go[0].detach().cpu().clone().abs()
+                if self.none_col is not None:
+                    m[..., self.none_col] = 0.0
+                m[self.row_mask[k].cpu() == 0] = -1.0
+                out[k] = m
+            return out
         for k, ge in self.gamma_edge.items():
             m = self.gamma_op[k].detach().cpu().clone().abs()
             if self.none_col is not None:
@@ -329,15 +513,20 @@ class BayesNAS(SearchMethod):
                 "omega_edge": t(self.omega_edge), "omega_op": t(self.omega_op),
                 # s_e * s_eo per entry whatever the placement: one tensor per arch tensor, as
                 # the figures expect (the input multipliers are the edge_switch record)
-                "weights": t({k: self.edge_sw[k].unsqueeze(-1) * self.op_sw[k] * self.mask[k]
-                              for k in self.edge_sw})}
+                "weights": t({k: self._record_weights(k) for k in self.edge_sw})}
+
+    def _record_weights(self, k: str) -> torch.Tensor:
+        w = self.edge_sw[k].unsqueeze(-1) * self.op_sw[k] * self.mask[k]
+        return w.mean(0) if self.cells is not None else w  # per-cell switches: the cells' mean
 
     def state_dict(self) -> dict:
         c = lambda d: {k: v.detach().cpu().clone() for k, v in d.items()}  # noqa: E731
         return {"edge_sw": c(self.edge_sw), "op_sw": c(self.op_sw),
                 "gamma_edge": c(self.gamma_edge), "gamma_op": c(self.gamma_op),
                 "omega_edge": c(self.omega_edge), "omega_op": c(self.omega_op),
-                "arch_optimizer": self.arch_optimizer.state_dict()}
+                "arch_optimizer": self.arch_optimizer.state_dict(),
+                **({"generators": {n: g.get_state() for n, g in self.__dict__["_generators"].items()}}
+                   if self.__dict__.get("_generators") else {})}
 
     def load_state_dict(self, state: dict) -> None:
         with torch.no_grad():
@@ -347,3 +536,6 @@ class BayesNAS(SearchMethod):
         for name in ("gamma_edge", "gamma_op", "omega_edge", "omega_op"):
             setattr(self, name, {k: v.to(self.device) for k, v in state[name].items()})
         self.arch_optimizer.load_state_dict(state["arch_optimizer"])
+        for n, g in self.__dict__.get("_generators", {}).items():
+            if n in state.get("generators", {}):
+                g.set_state(state["generators"][n].cpu())

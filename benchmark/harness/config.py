@@ -2,7 +2,8 @@
 
 A config is a run's identity: every field changes what the run computes. Where a value comes
 from is provenance and lives elsewhere (provenance.json). Resolution order: the space's
-profile, then the method's source overrides, then the user's `--epochs` / `--set`.
+profile, then the method's source overrides, then the user's `--epochs` / `--set` (then the
+fields the resulting method options imply, `option_overrides`, with the user's values on top).
 
 Profiles: `paper` is each method's own protocol (the space's profile with every override of
 the method's source: SmoothDARTS' 100 epochs and contiguous halves on NB201, random-ws' 250
@@ -46,7 +47,7 @@ class SearchConfig:
     epochs: int = 50
     batch_size: int = 64
     supernet: dict = field(default_factory=dict)   # space-specific model arguments
-    split: str = "official"            # official | random-half | contiguous
+    split: str = "official"            # official | random-half | contiguous | random-10-90
     train_subset: int | None = None    # images per half (None = the whole half)
     w_lr: float = 0.025
     w_lr_min: float = 0.001
@@ -318,6 +319,12 @@ def resolve_config(space: str, method: str, seed: int, profile: str,
     if epochs is not None:
         d["epochs"] = epochs
     d = apply_sets(d, sets or [], cls.option_names())
+    implied = cls.option_overrides(space, profile, dict(d["method_options"]))
+    if implied:  # fields a method option implies (e.g. bayesnas' procedure); the user's --set wins
+        d = apply_overrides(d, implied)
+        if epochs is not None:
+            d["epochs"] = epochs
+        d = apply_sets(d, sets or [], cls.option_names())
     if isinstance(d.get("a_betas"), list):
         d["a_betas"] = tuple(d["a_betas"])
     unknown = sorted(set(d) - set(SETTABLE))

@@ -30,7 +30,7 @@ from benchmark.errors import BenchmarkFileError
 # AutoDL-Projects' CIFAR-10 normalisation (docs/reference/nb201.md#data).
 MEAN = (125.3 / 255, 123.0 / 255, 113.9 / 255)
 STD = (63.0 / 255, 62.1 / 255, 66.7 / 255)
-SPLITS = ("official", "random-half", "contiguous")
+SPLITS = ("official", "random-half", "contiguous", "random-10-90")
 NUM_CLASSES = 10
 
 
@@ -233,6 +233,8 @@ def split_source(kind: str, seed: int, split_file: Path | str | None) -> str:
         return f"random-half:seed={seed}"
     if kind == "contiguous":
         return "contiguous"
+    if kind == "random-10-90":
+        return f"random-10-90:seed={seed}"
     raise DataError(f"unknown split {kind!r}; valid: {', '.join(SPLITS)}")
 
 
@@ -253,6 +255,13 @@ def make_split(kind: str, n: int, seed: int, split_file: Path | None) -> tuple[n
     if kind == "contiguous":
         idx = np.arange(n)
         return idx[: n // 2], idx[n // 2:], split_source(kind, seed, None)
+    if kind == "random-10-90":
+        # BayesNAS/BayesNAS search/dataloader.py lines 107-112: a random 10% for the weights
+        # epoch and the 90% left by a SECOND, independent random_split for the switch epoch, so
+        # the two overlap (about 9% of the images are in both), as the authors' code has it.
+        rng = np.random.default_rng(seed)
+        first, second = rng.permutation(n), rng.permutation(n)
+        return np.sort(first[: n // 10]), np.sort(second[n // 10:]), split_source(kind, seed, None)
     raise DataError(f"unknown split {kind!r}; valid: {', '.join(SPLITS)}")
 
 

@@ -182,7 +182,9 @@ def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.nd
         t0 = time.perf_counter()
         supernet.train()
         rows = []
-        for train_batch, valid_batch in zip(train, valid):
+        # a method may train an epoch on the architecture half (BayesNAS's switch epoch)
+        pairs = zip(valid, endless(train)) if method.trains_on_arch_half(epoch) else zip(train, valid)
+        for train_batch, valid_batch in pairs:
             row = search_step(method, train_batch, valid_batch, ctx, cfg.arch_first)
             for k in ("train_loss", "valid_loss"):
                 if k in row and not math.isfinite(row[k]):

@@ -129,7 +129,10 @@ def _make_space_step(space_name: str, method: str, supernet: dict, device: str, 
     from methods.base import StepContext
     from methods.registry import get_method
     from spaces import space_for
-    cfg = resolve_config(space_name, method, seed, "paper")
+    # bayesnas' DARTS paper profile runs its authors' one-shot network; the DARTS search network
+    # variants timed here are its darts-protocol procedure's
+    sets = ["method.procedure=darts-protocol"] if (space_name, method) == ("darts", "bayesnas") else None
+    cfg = resolve_config(space_name, method, seed, "paper", sets=sets)
     cfg = dataclasses.replace(cfg, batch_size=batch, supernet={**cfg.supernet, **supernet})
     torch.manual_seed(seed)
     space = space_for(space_name, cfg.supernet)

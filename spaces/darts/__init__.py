@@ -145,14 +145,19 @@ class DartsSpace:
         skip_zero (True) (see spaces/darts/fast.py); impl='reference' takes skip_zero (False):
         ops of weight exactly 0 are not run when the weights need no gradient (see
         spaces/darts/search_network.py); op_set (this space's op set unless given; one of
-        `op_sets`): both impls get its per-edge op lists."""
+        `op_sets`): both impls get its per-edge op lists. impl='oneshot': BayesNAS's one-shot
+        network (spaces/darts/oneshot.py; the bayesnas paper profile's), layers 8 only, op sets
+        of the authors' 7 ops (and `none`) only."""
         impl = kwargs.pop("impl", "reference")
         kwargs["edge_ops"] = self.for_supernet({"op_set": kwargs.pop("op_set", self.op_set)}).edge_ops
         if impl == "fast":
             from spaces.darts.fast import FastSearchNetwork
             return FastSearchNetwork(**kwargs)
+        if impl == "oneshot":  # BayesNAS's one-shot network (spaces/darts/oneshot.py)
+            from spaces.darts.oneshot import OneShotNetwork
+            return OneShotNetwork(**kwargs)
         if impl != "reference":
-            raise ValueError(f"unknown DARTS supernet impl {impl!r}; valid: reference, fast")
+            raise ValueError(f"unknown DARTS supernet impl {impl!r}; valid: reference, fast, oneshot")
         from spaces.darts.search_network import SearchNetwork
         return SearchNetwork(**kwargs)
 
@@ -161,13 +166,26 @@ class DartsSpace:
         (at 1/3 and 2/3 of the depth) exist; stem_multiplier at least 1; steps and multiplier
         only 4 (the space's 14 edges per cell, quark0/darts cnn/model_search.py defaults, which
         SearchNetwork refuses to change): refused here, at planning, not after the run's
-        folder exists; impl one of reference, fast, and only the chosen impl's arguments; op_set
-        one of the space's `op_sets` (the per-edge op lists themselves are not an argument)."""
+        folder exists; impl one of reference, fast, oneshot, and only the chosen impl's
+        arguments (oneshot: layers 8 only, an op set of the authors' ops); op_set one of the
+        space's `op_sets` (the per-edge op lists themselves are not an argument)."""
         from spaces.darts.fast import FastSearchNetwork
         from spaces.darts.search_network import SearchNetwork
+        impls = ("reference", "fast", "oneshot")
+        if kwargs.get("impl", "reference") == "oneshot":  # BayesNAS's one-shot network
+            from spaces.darts.oneshot import ONESHOT_OPS, OneShotNetwork
+            check_arguments(kwargs, OneShotNetwork, minimum={"C": 1, "stem_multiplier": 1},
+                            choices={"layers": (8,), "impl": impls, "op_set": self.op_sets},
+                            skip=("edge_ops",))
+            ops = set(ops_of(self.for_supernet(kwargs).edge_ops))
+            if not ops <= set(ONESHOT_OPS):
+                raise ValueError(f"supernet.impl=oneshot builds the BayesNAS authors' ops only "
+                                 f"({', '.join(ONESHOT_OPS)}); op set {kwargs.get('op_set', self.op_set)!r} "
+                                 f"has {', '.join(sorted(ops - set(ONESHOT_OPS)))}")
+            return
         cls = FastSearchNetwork if kwargs.get("impl", "reference") == "fast" else SearchNetwork
         check_arguments(kwargs, cls, minimum={"C": 1, "layers": 3, "stem_multiplier": 1},
-                        choices={"steps": (4,), "multiplier": (4,), "impl": ("reference", "fast"),
+                        choices={"steps": (4,), "multiplier": (4,), "impl": impls,
                                  "op_set": self.op_sets},
                         skip=("edge_ops",))
 

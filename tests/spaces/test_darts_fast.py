@@ -245,7 +245,9 @@ def _method_steps(method: str, impl: str, steps: int = 2, options: dict | None =
     from methods.base import StepContext
     from methods.registry import get_method
     from spaces import get_space
-    cfg = resolve_config("darts", method, 0, "smoke")
+    # bayesnas: the DARTS search network's procedure (its smoke profile runs the one-shot network)
+    cfg = resolve_config("darts", method, 0, "smoke",
+                         sets=["method.procedure=darts-protocol"] if method == "bayesnas" else None)
     cfg = dataclasses.replace(cfg, supernet={**cfg.supernet, "impl": impl, **sets},
                               method_options={**cfg.method_options, **(options or {})})
     space = get_space("darts")
