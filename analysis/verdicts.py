@@ -265,15 +265,24 @@ def _changed(info: pd.DataFrame, path: str) -> str:
 
 
 def ours_from_retrains(retrains: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """The DARTS space's `all-searches` rows: every whole, finished retraining of a search run's
-    final genotype, metric `<dataset>_test_error` (analysis/darts_space.py `label_retrains`
-    gives `row`, `base_method`, `paper`, `left_out`)."""
+    """The DARTS space's rows, metric `<dataset>_test_error`, counted as the DARTS-space table
+    counts them (analysis/darts_space.py `counted_retrains`, `protocol_parts`; `label_retrains`
+    gives `row`, `base_method`, `paper`, `left_out`): `all-searches`, every search run's cell
+    (the selection trainings, valid_on set, are candidates and count nowhere; the winner's extra
+    final seeds count only in `selected`, so every search run weighs alike), and, where the
+    method's selection was made (`python -m benchmark.retrain select`), `selected`: the winner's
+    final retrainings. A selection not made under the `select` profile unchanged
+    (`selection_follows_paper`) makes its `selected` row not the paper protocol: its profile
+    names the selection's."""
     import json
+
+    from analysis import darts_space as D
     need = {"status", "left_out", "search_path", "row", "base_method", "paper", "test_error", "dataset"}
     if retrains.empty or not need <= set(retrains.columns):
         return pd.DataFrame(columns=OURS_COLUMNS)
-    r = retrains[(retrains.status == "done") & (retrains.left_out == "") & retrains.search_path.notna()]
-    if r.empty:
+    counted = D.counted_retrains(retrains)
+    counted = counted[counted.search_path.notna()]
+    if counted.empty:
         return pd.DataFrame(columns=OURS_COLUMNS)
     info = runs.set_index("path")
 
@@ -284,12 +293,25 @@ def ours_from_retrains(retrains: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFra
             own = ""
         return own or str(info.data_md5.get(row.search_path, "") or "")
 
-    def profile(row) -> str:
+    def profile(row, sel: dict | None) -> str:
         search = str(info.profile.get(row.search_path, "") or "?")
-        return search if search == row.profile else f"search {search}, retraining {row.profile}"
-    return pd.DataFrame({
-        "space": r.space.values, "method": r.base_method.values, "row": r.row.values,
-        "metric": (r.dataset.astype(str) + "_test_error").values, "protocol": "all-searches",
-        "value": pd.to_numeric(r.test_error, errors="coerce").values,
-        "profile": [profile(x) for x in r.itertuples()], "paper": r.paper.astype(bool).values,
-        "data_md5": [md5(x) for x in r.itertuples()], "differs": ""})
+        text = search if search == row.profile else f"search {search}, retraining {row.profile}"
+        if sel is not None and not D.selection_follows_paper(sel):
+            text += f", selection {(sel.get('settings') or {}).get('profile') or '?'}"
+        return text
+
+    parts = []
+    for (_, _, dataset), m in counted.groupby(["space", "row", "dataset"], sort=True):
+        for protocol, r, sel in D.protocol_parts(m, str(dataset)):
+            if r.empty:
+                continue
+            follows = sel is None or D.selection_follows_paper(sel)
+            parts.append(pd.DataFrame({
+                "space": r.space.values, "method": r.base_method.values, "row": r.row.values,
+                "metric": (r.dataset.astype(str) + "_test_error").values, "protocol": protocol,
+                "value": pd.to_numeric(r.test_error, errors="coerce").values,
+                "profile": [profile(x, sel) for x in r.itertuples()],
+                "paper": (r.paper.astype(bool) & follows).values,
+                "data_md5": [md5(x) for x in r.itertuples()],
+                "differs": "" if follows else "the selection's settings differ from the select profile"}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=OURS_COLUMNS)
