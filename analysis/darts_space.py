@@ -43,7 +43,7 @@ def _read(path: Path):
 
 
 RETRAIN_COLUMNS = ["space", "method", "search_seed", "retrain_seed", "source", "dataset", "profile",
-                   "epochs", "test_error", "params_m", "wall_seconds", "device", "genotype", "path",
+                   "epochs", "test_error", "params_m", "wall_seconds", "data_official", "device", "genotype", "path",
                    "status", "damage", "identity_problem", "retrain_config", "search_path"]
 
 
@@ -61,6 +61,7 @@ def _row(folder: Path, space: str, method: str, search_seed, kind: str, search_p
             "profile": cfg.get("profile"), "epochs": done.get("epochs"),
             "test_error": done.get("test_error"), "params_m": done.get("params_millions"),
             "wall_seconds": done.get("wall_seconds"), "device": done.get("device"),
+            "data_official": done.get("data_official") is True,
             "genotype": done.get("genotype", cfg.get("genotype")), "path": str(folder),
             "status": "mismatch" if a.mismatch else a.status, "damage": "; ".join(a.problems) or None,
             "identity_problem": a.mismatch or None,
