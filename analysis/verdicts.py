@@ -40,7 +40,8 @@ OURS_COLUMNS = ["space", "method", "row", "metric", "protocol", "value", "profil
                 "data_md5", "differs"]
 COLUMNS = ["space", "method", "published_label", "metric", "protocol", "published", "published_std",
            "published_n", "source", "our_row", "profile", "n", "our_mean", "our_std", "ci_low",
-           "ci_high", "ci_method", "difference", "welch_t", "welch_p", "verdict", "why"]
+           "ci_high", "ci_method", "difference", "welch_t", "welch_p", "verdict", "why", "cost_convention"]
+COST_METRICS = ("params_m", "search_gpu_days", "search_gpu_seconds")   # shown in the space's tables
 # Spaces whose published rows are matched by protocol (a retraining protocol decides the number).
 PROTOCOL_SPACES = ("darts",)
 
@@ -145,6 +146,24 @@ def _why_not_paper(grp: pd.DataFrame, official_md5: set[str]) -> str:
     return "; ".join(why)
 
 
+def _why_no_match(ours: pd.DataFrame, p: pd.Series, protocol: str) -> str:
+    """Why a comparable published number meets no row of ours: no run of the method, no such
+    figure of ours (parameters, search cost: shown in the space's tables, not tested), or rows
+    of another protocol only (the selection not made)."""
+    same = ours[(ours.space == p.space) & (ours.method == p.method)]
+    if same.empty:
+        return "no run of ours"
+    metric = same[same.metric == p.metric]
+    if metric.empty:
+        where = "; ours is in the report's tables, not tested" if p.metric in COST_METRICS else ""
+        return f"no {p.metric} value of ours{where}"
+    have = ", ".join(sorted(set(metric.protocol)))
+    why = f"no {protocol} row of ours (ours: {have})"
+    if protocol == "selected":
+        why += "; make the selection: python -m benchmark.retrain select --results <results> --methods " + str(p.method)
+    return why
+
+
 def verdicts(ours: pd.DataFrame, published: pd.DataFrame, official_md5=()) -> pd.DataFrame:
     """One row per (published number, matching row of ours); one row per published number
     without a match (why: no run of ours). See the module docstring."""
@@ -155,7 +174,9 @@ def verdicts(ours: pd.DataFrame, published: pd.DataFrame, official_md5=()) -> pd
         base = {"space": p.space, "method": p.method, "published_label": p.label, "metric": p.metric,
                 "protocol": p.get("protocol", "") or "", "published": float(p["mean"]),
                 "published_std": float(p["std"]) if pd.notna(p.get("std")) else np.nan,
-                "published_n": _published_n(p), "source": p.source}
+                "published_n": _published_n(p), "source": p.source,
+                "cost_convention": str(p.get("cost_convention", "") or "") if pd.notna(p.get("cost_convention"))
+                else ""}
         skip = _no_verdict(p)
         if skip:
             rows.append({**base, "verdict": "", "why": skip})
@@ -164,7 +185,7 @@ def verdicts(ours: pd.DataFrame, published: pd.DataFrame, official_md5=()) -> pd
         if p.space in PROTOCOL_SPACES:
             mine = mine[mine.protocol == base["protocol"]]
         if mine.empty:
-            rows.append({**base, "verdict": "", "why": "no run of ours"})
+            rows.append({**base, "verdict": "", "why": _why_no_match(ours, p, base["protocol"])})
             continue
         for row, grp in mine.groupby("row", sort=True):
             values = pd.to_numeric(grp.value, errors="coerce").to_numpy(float)
@@ -198,9 +219,11 @@ def display(table: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
                 + f" (n={int(r.n)})")
 
     def pub(r):
+        conv = getattr(r, "cost_convention", "")
         return _fmt(r.published, max(digits, 2)) + (f" ± {_fmt(r.published_std, digits)}"
                                                     if np.isfinite(r.published_std) else "") \
-            + (f" (n={int(r.published_n)})" if np.isfinite(r.published_n) else "")
+            + (f" (n={int(r.published_n)})" if np.isfinite(r.published_n) else "") \
+            + (f" ({conv})" if isinstance(conv, str) and conv else "")
     t = table.assign(our_row=table.our_row.astype(object).where(table.our_row.notna(), ""),
                      protocol=table.protocol.astype(object).where(table.protocol.notna(), ""))
     return pd.DataFrame({

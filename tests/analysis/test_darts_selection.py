@@ -99,6 +99,7 @@ def _both_tables(results):
 
 
 def test_the_verdicts_count_as_the_darts_table(results):
+    from analysis import verdicts as V
     """Same retrainings, same split: the selection trainings in neither, the winner's extra
     final seeds only in `selected`; each protocol's mean and n agree, and the DARTS paper's
     selected number meets our selected row, not all searches."""
@@ -115,6 +116,10 @@ def test_the_verdicts_count_as_the_darts_table(results):
     assert paper.verdict == "reproduced"   # 3.03 ± 0.40·t/√3 holds 2.76
     li = t[t.published_label == "DARTS (2nd order), re-run by Li & Talwalkar"].iloc[0]
     assert li.protocol == "selected" and li.n == 3
+    # the paper's cost in its two conventions, each said in the verdict table's display
+    cost = V.display(table[(table.method == "darts-2nd") & (table.metric == "search_gpu_days")
+                           & (table.published_label == "DARTS (2nd order) + cutout")])
+    assert sorted(cost["published value"]) == ["1.00 (one search)", "4.00 (4 searches)"]
 
 
 def test_a_selection_off_the_select_profile_gets_no_verdict(results):
