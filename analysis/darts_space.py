@@ -343,6 +343,8 @@ def _our_row(space: str, row_name: str, dataset: str, protocol: str, m: pd.DataF
             source += "; its final retrainings are not finished"
     elif row["search_seeds"] or runs_found:
         seeds = f"{row['search_seeds'] or runs_found} × {row['retrain_seeds']}"
+        if row["n"] and row["n"] != row["search_seeds"] * row["retrain_seeds"]:
+            seeds += f" (n={row['n']})"   # not every search run retrained with every seed
     else:
         seeds = f"– × {row['retrain_seeds']}"
     return row, [row_name, PROTOCOLS[protocol], seeds, fmt(row["test_error.mean"], row["test_error.std"]),

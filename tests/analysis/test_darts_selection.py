@@ -135,3 +135,11 @@ def test_a_selection_off_the_select_profile_gets_no_verdict(results):
     every = table[(table.method == "darts-2nd") & (table.protocol == "all-searches")]
     assert (every.n.dropna() <= 3).all()
     assert not any(m.startswith("↳ published: DARTS (2nd order) + cutout") for m in disp.method)
+
+
+def test_seed_counts_say_n_where_not_every_pair_was_retrained(results):
+    (results / "darts" / "darts-2nd" / "selection.json").unlink()
+    _, runs = C.collect(results)
+    _, disp = D.darts_table(D.collect_retrains(results), runs, T.load_published(), "darts", "cifar10")
+    row = disp[(disp.method == "darts-2nd") & (disp.protocol == "all searches")].iloc[0]
+    assert row["search × retrain seeds"] == "3 × 3 (n=5)"   # 3 runs x seed 0, the winner x seeds 1, 2
