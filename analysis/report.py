@@ -625,10 +625,12 @@ def _darts_section(results: Path, space: str, runs: pd.DataFrame, published: pd.
                f"(retraining profile: {', '.join(profiles) or 'none yet'}), mean ± std over every "
                "retraining (search seeds × retraining seeds together, ddof=1), best, parameters "
                "without the auxiliary head, search cost per search run (GPU-days on a GPU, else "
-               "CPU-hours), published rows beside ours; where the DARTS paper's selection was made "
+               "CPU-hours; a published cost in that convention where the source's differs), "
+               "published rows beside our row of their protocol only (paper-profile rows only); "
+               "where the DARTS paper's selection was made "
                "(`python -m benchmark.retrain select`), a second row per method: the one cell chosen "
                "by validation accuracy, mean ± std over its retrainings, beside the published rows "
-               "of that protocol")
+               "of that protocol (where none was made, a 'selected' line says so)")
         lines += [cap + ".", "", T.write_table(num, disp, tab_dir, f"{space}_{dataset}_retrained", cap),
                   f"Also as [LaTeX](tables/{space}_{dataset}_retrained.tex) and "
                   f"[CSV](tables/{space}_{dataset}_retrained.csv).", ""]

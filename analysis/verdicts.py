@@ -160,7 +160,8 @@ def _why_no_match(ours: pd.DataFrame, p: pd.Series, protocol: str) -> str:
     have = ", ".join(sorted(set(metric.protocol)))
     why = f"no {protocol} row of ours (ours: {have})"
     if protocol == "selected":
-        why += "; make the selection: python -m benchmark.retrain select --results <results> --methods " + str(p.method)
+        why += ("; run the selection and the winner's retrainings: python -m benchmark.retrain select "
+                "--results <results> --methods " + str(p.method))
     return why
 
 
