@@ -248,11 +248,11 @@ def _published_cost(cost: pd.DataFrame) -> str:
             else pd.Series("", index=cost.index))
     one = cost[conv == "one search"]
     many = cost[(conv != "one search") & (conv != "")]
+    others = [(float(v), c) for v, c in zip(many["mean"], conv[many.index])]
     if len(one):
-        text = f"{float(one['mean'].iloc[0]):g} GPU-days per search"
-        return text + "".join(f" ({float(r['mean']):g} for {c})" for (_, r), c in zip(many.iterrows(), conv[many.index]))
-    if len(many):
-        return "; ".join(f"{float(r['mean']):g} GPU-days for {c}" for (_, r), c in zip(many.iterrows(), conv[many.index]))
+        return f"{float(one['mean'].iloc[0]):g} GPU-days per search" + "".join(f" ({v:g} for {c})" for v, c in others)
+    if others:
+        return "; ".join(f"{v:g} GPU-days for {c}" for v, c in others)
     return f"{float(cost['mean'].iloc[0]):g} GPU-days"
 
 
