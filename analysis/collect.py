@@ -103,6 +103,7 @@ def collect(results: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
             "epochs_planned": cfg.get("epochs"), "profile": cfg.get("profile"),
             "data_md5": cfg.get("data_md5"), "split_source": cfg.get("split_source"),
             "wall_seconds": (done or {}).get("wall_seconds"),
+            "data_official": (done or {}).get("data_official") is True,
             "final_genotype": (done or {}).get("genotype"),
             "reason": _reason(folder / "failed.json") if status == "failed" else None,
             "damage": "; ".join(a.problems) or None, "path": str(folder),
@@ -123,7 +124,7 @@ def collect(results: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 RUN_COLUMNS = ["space", "method", "seed", "status", "epochs_recorded", "epochs_planned", "profile",
-               "data_md5", "split_source", "wall_seconds", "final_genotype", "reason", "damage", "path",
+               "data_md5", "split_source", "data_official", "wall_seconds", "final_genotype", "reason", "damage", "path",
                "config", "identity_problem"]
 EXCLUDED = ("mismatch", "duplicate")   # statuses of runs whose identity does not hold up
 

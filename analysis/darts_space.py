@@ -43,7 +43,7 @@ def _read(path: Path):
 
 
 RETRAIN_COLUMNS = ["space", "method", "search_seed", "retrain_seed", "source", "dataset", "profile",
-                   "epochs", "test_error", "params_m", "wall_seconds", "device", "genotype", "path",
+                   "epochs", "test_error", "params_m", "wall_seconds", "data_official", "device", "genotype", "path",
                    "status", "damage", "identity_problem", "retrain_config", "search_path"]
 
 
@@ -61,6 +61,7 @@ def _row(folder: Path, space: str, method: str, search_seed, kind: str, search_p
             "profile": cfg.get("profile"), "epochs": done.get("epochs"),
             "test_error": done.get("test_error"), "params_m": done.get("params_millions"),
             "wall_seconds": done.get("wall_seconds"), "device": done.get("device"),
+            "data_official": done.get("data_official") is True,
             "genotype": done.get("genotype", cfg.get("genotype")), "path": str(folder),
             "status": "mismatch" if a.mismatch else a.status, "damage": "; ".join(a.problems) or None,
             "identity_problem": a.mismatch or None,
@@ -203,22 +204,73 @@ def _split_for_selection(m: pd.DataFrame, sel: tuple[dict, Path] | None) -> tupl
     return m[~extra], m[is_win]
 
 
+def counted_retrains(retrains: pd.DataFrame, space: str | None = None,
+                     dataset: str | None = None) -> pd.DataFrame:
+    """The retrainings that may count in a row (`label_retrains` labelled): finished, whole,
+    their search run counted, and not a selection training (valid_on set: a candidate)."""
+    if "row" not in retrains:
+        raise ValueError("label the retrainings first (label_retrains)")
+    keep = (retrains.status == "done") & (retrains.left_out == "")
+    if space is not None:
+        keep &= retrains.space == space
+    if dataset is not None:
+        keep &= retrains.dataset == dataset
+    if "selecting" in retrains:
+        keep &= ~retrains.selecting.astype(bool)
+    return retrains[keep]
+
+
+def protocol_parts(m: pd.DataFrame, dataset: str) -> list[tuple[str, pd.DataFrame, dict | None]]:
+    """One table row's retrainings (`counted_retrains`, one `row`) split by protocol:
+    [("all-searches", every search run's cell, None)] and, where the method's selection was made,
+    ("selected", the winner's retrainings, the selection). The one rule both the DARTS-space
+    table and the verdicts (analysis/verdicts.py `ours_from_retrains`) count by."""
+    sel = selection_of(m.search_path, dataset) if len(m) else None
+    every, chosen = _split_for_selection(m, sel)
+    return [("all-searches", every, None)] + ([("selected", chosen, sel[0])] if sel is not None else [])
+
+
+def _published_protocol(p: pd.DataFrame) -> str:
+    """The protocol of our row a published row group (one label) stands beside: `selected` when
+    any of its numbers is (its best single run is the best of the picked cell's trainings),
+    else `all-searches` (an all-searches mean, a best architecture, a protocol not stated)."""
+    prot = p["protocol"].fillna("").astype(str).str.strip() if "protocol" in p else pd.Series("", index=p.index)
+    return "selected" if (prot == "selected").any() else "all-searches"
+
+
+def _published_cost(cost: pd.DataFrame) -> str:
+    """The published search cost in the convention of our column (one search run), with the
+    source's own figure for its N searches beside it where it gives one (published.csv
+    `cost_convention`: "one search", "<N> searches"; none: as printed)."""
+    if cost.empty:
+        return NA
+    conv = (cost["cost_convention"].fillna("").astype(str).str.strip() if "cost_convention" in cost
+            else pd.Series("", index=cost.index))
+    one = cost[conv == "one search"]
+    many = cost[(conv != "one search") & (conv != "")]
+    others = [(float(v), c) for v, c in zip(many["mean"], conv[many.index])]
+    if len(one):
+        return f"{float(one['mean'].iloc[0]):g} GPU-days per search" + "".join(f" ({v:g} for {c})" for v, c in others)
+    if others:
+        return "; ".join(f"{v:g} GPU-days for {c}" for v, c in others)
+    return f"{float(cost['mean'].iloc[0]):g} GPU-days"
+
+
 def darts_table(retrains: pd.DataFrame, runs: pd.DataFrame, published: pd.DataFrame,
                 space: str = "darts", dataset: str = "cifar10") -> tuple[pd.DataFrame, pd.DataFrame]:
     """(numeric, display): ours per row (one search configuration x one retraining
     configuration; see `label_retrains`), as two rows where the method's DARTS-paper selection
     was made (`python -m benchmark.retrain select`): "all searches" (every search run's cell,
     search seeds x retraining seeds) and "selected (DARTS protocol)" (the one cell chosen by
-    validation accuracy, its retrainings); each followed by the published rows of the same
-    protocol (published.csv `protocol`: all-searches, selected, best; a row without one is
-    set beside "all searches") where our row follows the paper protocol. Selection trainings
-    (valid_on set) are candidates, not results: they count in no row."""
+    validation accuracy, its retrainings); `protocol_parts` splits them. Published rows stand
+    only beside our row of their own protocol (`_published_protocol`), and only beside rows
+    that follow the paper protocol; a `selected` published row of a method whose selection was
+    not made stands beside a "selected" line saying so (no number of ours). Selection trainings
+    (valid_on set) are candidates, not results: they count in no row. Search cost: ours per
+    search run; published in that convention where published.csv gives it (`cost_convention`)."""
     if "row" not in retrains:
         retrains = label_retrains(retrains, runs)
-    sub = retrains[(retrains.space == space) & (retrains.dataset == dataset)
-                   & (retrains.status == "done") & (retrains.left_out == "")]
-    if "selecting" in sub:
-        sub = sub[~sub.selecting.astype(bool)]
+    sub = counted_retrains(retrains, space, dataset)
     costs = search_costs(runs[runs.space == space]) if len(runs) else search_costs(runs)
     pub = published[published.space == space] if "space" in published else published.iloc[0:0]
     pairs = {(r, s) for r, s in zip(sub.row, sub.search_row)}
@@ -230,39 +282,41 @@ def darts_table(retrains: pd.DataFrame, runs: pd.DataFrame, published: pd.DataFr
         secs = float(c.search_seconds.iloc[0]) if len(c) else np.nan
         gpu = bool(c.gpu.iloc[0]) if len(c) else False
         runs_found = int(c.search_runs.iloc[0]) if len(c) else 0
-        sel = selection_of(m.search_path, dataset) if len(m) else None
-        every, chosen = _split_for_selection(m, sel)
+        parts = protocol_parts(m, dataset)
         mine = pub.iloc[0:0]
         if len(m) and bool(m.paper.all()):   # only paper rows meet published rows
             base = str(m.base_method.iloc[0])
             mine = pub[(pub.method == base) & pub.metric.isin(darts_metrics(dataset))]
-        prot = (mine["protocol"].fillna("").astype(str).str.strip() if "protocol" in mine
-                else pd.Series("", index=mine.index))
-        parts = [("all-searches", every, mine[~prot.isin(["selected"])])]
-        if sel is not None:
-            ok = selection_follows_paper(sel[0])
-            parts.append(("selected", chosen, mine[prot.isin(["selected"])] if ok else mine.iloc[0:0]))
-        else:   # no selection made: the published selected rows still show, beside all searches
-            parts[0] = ("all-searches", every, mine)
-        for protocol, rows, pubs in parts:
-            row, line = _our_row(space, row_name, dataset, protocol, rows, secs, gpu, runs_found,
-                                 sel[0] if protocol == "selected" else None)
+        groups = [(label, p, _published_protocol(p)) for label, p in mine.groupby("label", sort=False)]
+        for protocol, rows, sel in parts:
+            if protocol == "selected" and not selection_follows_paper(sel):
+                pubs = []   # a selection under other settings meets no published row
+            else:
+                pubs = [(label, p) for label, p, prot in groups if prot == protocol]
+            row, line = _our_row(space, row_name, dataset, protocol, rows, secs, gpu, runs_found, sel)
             num_rows.append(row)
             disp.append(line)
-            for label, p in pubs.groupby("label", sort=False):
-                get = lambda k: p[p.metric == k]  # noqa: E731
-                err_p, best, par, cost = (get(k) for k in darts_metrics(dataset))
-                pp = sorted({str(x) for x in p.get("protocol", pd.Series(dtype=str)).dropna() if str(x).strip()})
-                disp.append([f"↳ published: {label}",
-                             ", ".join(PROTOCOLS.get(x, x) for x in pp) or "not stated", "",
-                             fmt(float(err_p["mean"].iloc[0]), float(err_p["std"].iloc[0])) if len(err_p) else NA,
-                             fmt(float(best["mean"].iloc[0])) if len(best) else NA,
-                             fmt(float(par["mean"].iloc[0]), digits=1) if len(par) else NA,
-                             f"{float(cost['mean'].iloc[0]):g} GPU-days" if len(cost) else NA,
-                             "; ".join(sorted(set(p.source))) + _notes(p)])
+            disp += [_published_line(label, p, dataset) for label, p in pubs]
+        if len(parts) == 1 and any(prot == "selected" for _, _, prot in groups):
+            disp.append([row_name, PROTOCOLS["selected"], "–", NA, NA, NA, NA,
+                         "no selection made: python -m benchmark.retrain select --results <results> "
+                         f"--methods {search_row} (docs/results-and-records.md)"])
+            disp += [_published_line(label, p, dataset) for label, p, prot in groups if prot == "selected"]
     num = pd.DataFrame(num_rows)
     return num, pd.DataFrame(disp, columns=["method", "protocol", "search × retrain seeds", "test error (%)",
                                             "best (%)", "params (M)", "search cost", "source"])
+
+
+def _published_line(label: str, p: pd.DataFrame, dataset: str) -> list:
+    """One published row group (one label) as a display line."""
+    get = lambda k: p[p.metric == k]  # noqa: E731
+    err_p, best, par, cost = (get(k) for k in darts_metrics(dataset))
+    pp = sorted({str(x) for x in p.get("protocol", pd.Series(dtype=str)).dropna() if str(x).strip()})
+    return [f"↳ published: {label}", ", ".join(PROTOCOLS.get(x, x) for x in pp) or "not stated", "",
+            fmt(float(err_p["mean"].iloc[0]), float(err_p["std"].iloc[0])) if len(err_p) else NA,
+            fmt(float(best["mean"].iloc[0])) if len(best) else NA,
+            fmt(float(par["mean"].iloc[0]), digits=1) if len(par) else NA,
+            _published_cost(cost), "; ".join(sorted(set(p.source))) + _notes(p)]
 
 
 def _our_row(space: str, row_name: str, dataset: str, protocol: str, m: pd.DataFrame, secs: float,
@@ -289,6 +343,8 @@ def _our_row(space: str, row_name: str, dataset: str, protocol: str, m: pd.DataF
             source += "; its final retrainings are not finished"
     elif row["search_seeds"] or runs_found:
         seeds = f"{row['search_seeds'] or runs_found} × {row['retrain_seeds']}"
+        if row["n"] and row["n"] != row["search_seeds"] * row["retrain_seeds"]:
+            seeds += f" (n={row['n']})"   # not every search run retrained with every seed
     else:
         seeds = f"– × {row['retrain_seeds']}"
     return row, [row_name, PROTOCOLS[protocol], seeds, fmt(row["test_error.mean"], row["test_error.std"]),

@@ -38,14 +38,38 @@ OFFICIAL_DATA_MD5: dict[str, str] = {}
 KNOWN_COPIES = {"2700e052a187fe08aea1c2285b8e2706": "JPEG-derived shared CIFAR-10 copy"}
 
 
-def data_provenance(runs: pd.DataFrame) -> tuple[bool, str]:
-    """(official?, a sentence): official only if every run's data md5 is a documented official one."""
+def official_md5s(runs: pd.DataFrame, retrains: pd.DataFrame | None = None) -> set[str]:
+    """The data md5s that are the official CIFAR-10's: the documented ones (OFFICIAL_DATA_MD5)
+    and that of every search run or retraining that read its arrays from official torchvision
+    files, each file's md5 checked against torchvision's list (done.json `data_official`,
+    benchmark/harness/data.py `Cifar10.official`). The md5 of the arrays is the data's identity:
+    every run with such an md5 trained on the official data, whatever file it read it from; a
+    lossy copy (the shared .npz) has another md5 and stays "not the official data"."""
+    out = set(OFFICIAL_DATA_MD5)
+    if "data_official" in runs and len(runs):
+        ok = runs.data_official.fillna(False).astype(bool)
+        out |= {str(m) for m in runs.data_md5[ok].dropna() if m}
+    if retrains is not None and len(retrains) and "data_official" in retrains:
+        for flag, cfg in zip(retrains.data_official, retrains.retrain_config):
+            if flag is True and isinstance(cfg, str):
+                md5 = json.loads(cfg).get("data_md5")
+                if md5:
+                    out.add(str(md5))
+    return out
+
+
+def data_provenance(runs: pd.DataFrame, official: set[str] | None = None) -> tuple[bool, str]:
+    """(official?, a sentence): official only if every run's data md5 is an official one
+    (`official_md5s`; the documented ones when not given)."""
+    official = set(OFFICIAL_DATA_MD5) if official is None else official
     md5s = sorted({m for m in runs.data_md5.dropna() if m})
     if not md5s:
         return False, "data md5 not recorded"
-    bad = [m for m in md5s if m not in OFFICIAL_DATA_MD5]
+    bad = [m for m in md5s if m not in official]
     if not bad:
-        return True, "official CIFAR-10 (md5 " + ", ".join(md5s) + ")"
+        verified = ("data_official" in runs and bool(runs.data_official.fillna(False).astype(bool).any()))
+        return True, "official CIFAR-10 (md5 " + ", ".join(md5s) + (
+            "; read from torchvision's files, every file's md5 checked" if verified else "") + ")"
     return False, "; ".join(f"{m} ({KNOWN_COPIES.get(m, 'not a documented official copy')})" for m in bad)
 
 
@@ -199,12 +223,13 @@ def _build(results: Path, out: Path, heatmap_runs: int, include_damaged: bool) -
     runs = runs.assign(base_method=runs.method, method=runs.row)
     final = C.final_epochs(epochs, runs, include_damaged)
     published = T.load_published()
-    official, prov = data_provenance(runs)
+    official_set = official_md5s(runs, D.collect_all_retrains(results))
+    official, prov = data_provenance(runs, official_set)
     title = "# NAS reproducibility report" + ("" if official else
                                                " — NON-OFFICIAL DATA COPY (trend check, not a reproduction)")
     md = [title, "", f"Data: {prov}. Results: `{results}`. Std = sample std over seeds (ddof=1); "
           "n/a = the benchmark table has no such figure or the run was not scored.", ""]
-    md += _verdict_section(results, final, runs, published, tab_dir)
+    md += _verdict_section(results, final, runs, published, tab_dir, official_set)
     md += _profiles_section(runs, tab_dir)
 
     md += _configuration_note(runs)
@@ -321,14 +346,14 @@ def _build(results: Path, out: Path, heatmap_runs: int, include_damaged: bool) -
 
 
 def _verdict_section(results: Path, final: pd.DataFrame, runs: pd.DataFrame, published: pd.DataFrame,
-                     tab_dir: Path) -> list[str]:
+                     tab_dir: Path, official: set[str] | None = None) -> list[str]:
     """"Published vs reproduced" (analysis/verdicts.py): every published number of the spaces
     in these results beside every matching row of ours, with its verdict or why there is none.
     tables/published_vs_reproduced_all.csv holds every number of published.csv."""
     retrains = D.label_retrains(D.collect_all_retrains(results), runs)
     ours = pd.concat([V.ours_from_final(final, runs), V.ours_from_retrains(retrains, runs)],
                      ignore_index=True)
-    table = V.verdicts(ours, published, set(OFFICIAL_DATA_MD5))
+    table = V.verdicts(ours, published, official_md5s(runs, retrains) if official is None else official)
     tab_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(tab_dir / "published_vs_reproduced_all.csv", index=False)
     spaces = set(runs.space.dropna()) | set(retrains.space.dropna() if len(retrains) else [])
@@ -600,10 +625,12 @@ def _darts_section(results: Path, space: str, runs: pd.DataFrame, published: pd.
                f"(retraining profile: {', '.join(profiles) or 'none yet'}), mean ± std over every "
                "retraining (search seeds × retraining seeds together, ddof=1), best, parameters "
                "without the auxiliary head, search cost per search run (GPU-days on a GPU, else "
-               "CPU-hours), published rows beside ours; where the DARTS paper's selection was made "
+               "CPU-hours; a published cost in that convention where the source's differs), "
+               "published rows beside our row of their protocol only (paper-profile rows only); "
+               "where the DARTS paper's selection was made "
                "(`python -m benchmark.retrain select`), a second row per method: the one cell chosen "
                "by validation accuracy, mean ± std over its retrainings, beside the published rows "
-               "of that protocol")
+               "of that protocol (where none was made, a 'selected' line says so)")
         lines += [cap + ".", "", T.write_table(num, disp, tab_dir, f"{space}_{dataset}_retrained", cap),
                   f"Also as [LaTeX](tables/{space}_{dataset}_retrained.tex) and "
                   f"[CSV](tables/{space}_{dataset}_retrained.csv).", ""]

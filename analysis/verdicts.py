@@ -40,7 +40,8 @@ OURS_COLUMNS = ["space", "method", "row", "metric", "protocol", "value", "profil
                 "data_md5", "differs"]
 COLUMNS = ["space", "method", "published_label", "metric", "protocol", "published", "published_std",
            "published_n", "source", "our_row", "profile", "n", "our_mean", "our_std", "ci_low",
-           "ci_high", "ci_method", "difference", "welch_t", "welch_p", "verdict", "why"]
+           "ci_high", "ci_method", "difference", "welch_t", "welch_p", "verdict", "why", "cost_convention"]
+COST_METRICS = ("params_m", "search_gpu_days", "search_gpu_seconds")   # shown in the space's tables
 # Spaces whose published rows are matched by protocol (a retraining protocol decides the number).
 PROTOCOL_SPACES = ("darts",)
 
@@ -145,6 +146,25 @@ def _why_not_paper(grp: pd.DataFrame, official_md5: set[str]) -> str:
     return "; ".join(why)
 
 
+def _why_no_match(ours: pd.DataFrame, p: pd.Series, protocol: str) -> str:
+    """Why a comparable published number meets no row of ours: no run of the method, no such
+    figure of ours (parameters, search cost: shown in the space's tables, not tested), or rows
+    of another protocol only (the selection not made)."""
+    same = ours[(ours.space == p.space) & (ours.method == p.method)]
+    if same.empty:
+        return "no run of ours"
+    metric = same[same.metric == p.metric]
+    if metric.empty:
+        where = "; ours is in the report's tables, not tested" if p.metric in COST_METRICS else ""
+        return f"no {p.metric} value of ours{where}"
+    have = ", ".join(sorted(set(metric.protocol)))
+    why = f"no {protocol} row of ours (ours: {have})"
+    if protocol == "selected":
+        why += ("; run the selection and the winner's retrainings: python -m benchmark.retrain select "
+                "--results <results> --methods " + str(p.method))
+    return why
+
+
 def verdicts(ours: pd.DataFrame, published: pd.DataFrame, official_md5=()) -> pd.DataFrame:
     """One row per (published number, matching row of ours); one row per published number
     without a match (why: no run of ours). See the module docstring."""
@@ -155,7 +175,9 @@ def verdicts(ours: pd.DataFrame, published: pd.DataFrame, official_md5=()) -> pd
         base = {"space": p.space, "method": p.method, "published_label": p.label, "metric": p.metric,
                 "protocol": p.get("protocol", "") or "", "published": float(p["mean"]),
                 "published_std": float(p["std"]) if pd.notna(p.get("std")) else np.nan,
-                "published_n": _published_n(p), "source": p.source}
+                "published_n": _published_n(p), "source": p.source,
+                "cost_convention": str(p.get("cost_convention", "") or "") if pd.notna(p.get("cost_convention"))
+                else ""}
         skip = _no_verdict(p)
         if skip:
             rows.append({**base, "verdict": "", "why": skip})
@@ -164,7 +186,7 @@ def verdicts(ours: pd.DataFrame, published: pd.DataFrame, official_md5=()) -> pd
         if p.space in PROTOCOL_SPACES:
             mine = mine[mine.protocol == base["protocol"]]
         if mine.empty:
-            rows.append({**base, "verdict": "", "why": "no run of ours"})
+            rows.append({**base, "verdict": "", "why": _why_no_match(ours, p, base["protocol"])})
             continue
         for row, grp in mine.groupby("row", sort=True):
             values = pd.to_numeric(grp.value, errors="coerce").to_numpy(float)
@@ -198,9 +220,11 @@ def display(table: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
                 + f" (n={int(r.n)})")
 
     def pub(r):
+        conv = getattr(r, "cost_convention", "")
         return _fmt(r.published, max(digits, 2)) + (f" ± {_fmt(r.published_std, digits)}"
                                                     if np.isfinite(r.published_std) else "") \
-            + (f" (n={int(r.published_n)})" if np.isfinite(r.published_n) else "")
+            + (f" (n={int(r.published_n)})" if np.isfinite(r.published_n) else "") \
+            + (f" ({conv})" if isinstance(conv, str) and conv else "")
     t = table.assign(our_row=table.our_row.astype(object).where(table.our_row.notna(), ""),
                      protocol=table.protocol.astype(object).where(table.protocol.notna(), ""))
     return pd.DataFrame({
@@ -265,15 +289,24 @@ def _changed(info: pd.DataFrame, path: str) -> str:
 
 
 def ours_from_retrains(retrains: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """The DARTS space's `all-searches` rows: every whole, finished retraining of a search run's
-    final genotype, metric `<dataset>_test_error` (analysis/darts_space.py `label_retrains`
-    gives `row`, `base_method`, `paper`, `left_out`)."""
+    """The DARTS space's rows, metric `<dataset>_test_error`, counted as the DARTS-space table
+    counts them (analysis/darts_space.py `counted_retrains`, `protocol_parts`; `label_retrains`
+    gives `row`, `base_method`, `paper`, `left_out`): `all-searches`, every search run's cell
+    (the selection trainings, valid_on set, are candidates and count nowhere; the winner's extra
+    final seeds count only in `selected`, so every search run weighs alike), and, where the
+    method's selection was made (`python -m benchmark.retrain select`), `selected`: the winner's
+    final retrainings. A selection not made under the `select` profile unchanged
+    (`selection_follows_paper`) makes its `selected` row not the paper protocol: its profile
+    names the selection's."""
     import json
+
+    from analysis import darts_space as D
     need = {"status", "left_out", "search_path", "row", "base_method", "paper", "test_error", "dataset"}
     if retrains.empty or not need <= set(retrains.columns):
         return pd.DataFrame(columns=OURS_COLUMNS)
-    r = retrains[(retrains.status == "done") & (retrains.left_out == "") & retrains.search_path.notna()]
-    if r.empty:
+    counted = D.counted_retrains(retrains)
+    counted = counted[counted.search_path.notna()]
+    if counted.empty:
         return pd.DataFrame(columns=OURS_COLUMNS)
     info = runs.set_index("path")
 
@@ -284,12 +317,25 @@ def ours_from_retrains(retrains: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFra
             own = ""
         return own or str(info.data_md5.get(row.search_path, "") or "")
 
-    def profile(row) -> str:
+    def profile(row, sel: dict | None) -> str:
         search = str(info.profile.get(row.search_path, "") or "?")
-        return search if search == row.profile else f"search {search}, retraining {row.profile}"
-    return pd.DataFrame({
-        "space": r.space.values, "method": r.base_method.values, "row": r.row.values,
-        "metric": (r.dataset.astype(str) + "_test_error").values, "protocol": "all-searches",
-        "value": pd.to_numeric(r.test_error, errors="coerce").values,
-        "profile": [profile(x) for x in r.itertuples()], "paper": r.paper.astype(bool).values,
-        "data_md5": [md5(x) for x in r.itertuples()], "differs": ""})
+        text = search if search == row.profile else f"search {search}, retraining {row.profile}"
+        if sel is not None and not D.selection_follows_paper(sel):
+            text += f", selection {(sel.get('settings') or {}).get('profile') or '?'}"
+        return text
+
+    parts = []
+    for (_, _, dataset), m in counted.groupby(["space", "row", "dataset"], sort=True):
+        for protocol, r, sel in D.protocol_parts(m, str(dataset)):
+            if r.empty:
+                continue
+            follows = sel is None or D.selection_follows_paper(sel)
+            parts.append(pd.DataFrame({
+                "space": r.space.values, "method": r.base_method.values, "row": r.row.values,
+                "metric": (r.dataset.astype(str) + "_test_error").values, "protocol": protocol,
+                "value": pd.to_numeric(r.test_error, errors="coerce").values,
+                "profile": [profile(x, sel) for x in r.itertuples()],
+                "paper": (r.paper.astype(bool) & follows).values,
+                "data_md5": [md5(x) for x in r.itertuples()],
+                "differs": "" if follows else "the selection's settings differ from the select profile"}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=OURS_COLUMNS)

@@ -4,7 +4,11 @@ Sources: an .npz with x_train, y_train, x_test, y_test (uint8 NHWC), or a torchv
 folder (read by torchvision's CIFAR10, which checks every file's md5). A root is filled only
 when asked (--download, or the default folder of benchmark/paths.py): torchvision's official
 archive is downloaded once, its md5 checked, and extracted (`fetch_cifar10`). The data's
-identity is the md5 of the training arrays, whatever file they came from.
+identity is the md5 of the training arrays, whatever file they came from. Arrays read from a
+torchvision folder whose every file (the five training batches, the test batch, the metadata)
+has the md5 torchvision's CIFAR10 class lists for the official archive are the official data:
+`Cifar10.official`, recorded as `data_official: true` in the run's done.json (that md5 of the
+arrays is then the official one; analysis/report.py). An .npz is never vouched for this way.
 """
 from __future__ import annotations
 
@@ -44,6 +48,7 @@ class Cifar10:
     y_train: np.ndarray  # (50000,) int64
     source: str
     md5: str
+    official: bool = False   # read from files whose every md5 is torchvision's official one
 
 
 def _md5(x: np.ndarray, y: np.ndarray) -> str:
@@ -161,6 +166,7 @@ def _extract(archive: Path, root: Path, folder: str) -> None:
 
 def load_cifar10(path: str | Path, download: bool = False) -> Cifar10:
     path = Path(path).expanduser()
+    verified = False
     if path.suffix == ".npz":
         if not path.is_file():
             raise DataError(f"CIFAR-10 archive {path} does not exist; set --data or NAS_DATA "
@@ -180,12 +186,15 @@ def load_cifar10(path: str | Path, download: bool = False) -> Cifar10:
                             "an existing torchvision root or .npz, or add --download")
         if download:
             fetch_cifar10(path)
+        official = official_cifar10()
         try:
-            ds = official_cifar10()(str(path), train=True, download=False)
+            ds = official(str(path), train=True, download=False)
         except RuntimeError as e:
             raise DataError(f"no CIFAR-10 under {path} ({e}); add --download where the "
                             "network allows, or point --data at an .npz") from e
         x, y = np.asarray(ds.data), np.asarray(ds.targets, dtype=np.int64)
+        # torchvision checked the batches' md5 to read them; every file, meta too, said here
+        verified = _extracted_ok(path, official)
     if y.size and not np.issubdtype(y.dtype, np.integer):
         raise DataError(f"{path}: y_train must hold CIFAR-10 labels, whole numbers 0..{NUM_CLASSES - 1}; "
                         f"got values of type {y.dtype}")
@@ -196,7 +205,8 @@ def load_cifar10(path: str | Path, download: bool = False) -> Cifar10:
     if x.shape != (50000, 32, 32, 3) or x.dtype != np.uint8 or y.shape != (50000,):
         raise DataError(f"{path}: expected x_train (50000,32,32,3) uint8 and y_train (50000,), "
                         f"got {x.shape} {x.dtype} and {y.shape}")
-    return Cifar10(x, y.astype(np.int64), str(path), _md5(x, y))
+    return Cifar10(x, y.astype(np.int64), str(path), _md5(x, y),
+                   official=path.suffix != ".npz" and verified)
 
 
 def read_split_file(path: str | Path) -> tuple[np.ndarray, np.ndarray]:

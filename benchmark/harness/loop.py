@@ -224,7 +224,9 @@ def run_search(cfg: SearchConfig, rd: RunDir, data: Cifar10, halves: tuple[np.nd
             raise StopRequested(f"stopped after the checkpoint of epoch {epoch}")
     bar.close()
     genotype = method.final_genotype()  # the method's answer (e.g. BaLeNAS-TF's proxy pick)
-    atomic_write_json(rd.done, {"genotype": genotype, "epochs": cfg.epochs, "wall_seconds": wall})
+    atomic_write_json(rd.done, {"genotype": genotype, "epochs": cfg.epochs, "wall_seconds": wall,
+                                # only where it applies: benchmark/harness/data.py Cifar10.official
+                                **({"data_official": True} if getattr(data, "official", False) else {})})
     rd.failed.unlink(missing_ok=True)
     return genotype
 

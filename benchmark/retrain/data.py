@@ -37,6 +37,7 @@ class TrainTest:
     num_classes: int
     source: str
     md5: str              # of the training arrays (as the searches define it)
+    official: bool = False   # read from md5-verified official torchvision files (harness/data.py)
 
 
 def cutout(x: torch.Tensor, length: int, generator: torch.Generator) -> torch.Tensor:
@@ -124,7 +125,7 @@ def load(dataset: str, path: str | Path, download: bool = False) -> TrainTest:
         from benchmark.harness.worker import cached_data
         tr = cached_data(str(path), download)   # the searches' loader, once per process
         x_test, y_test = load_cifar10_test(path)   # the line above filled a root when `download`
-        return TrainTest(tr.x_train, tr.y_train, x_test, y_test, 10, str(path), tr.md5)
+        return TrainTest(tr.x_train, tr.y_train, x_test, y_test, 10, str(path), tr.md5, tr.official)
     if dataset == "cifar100":
         if not path.is_dir():
             raise DataError(f"--data {path}: the CIFAR-100 root must be a folder holding "

@@ -231,6 +231,8 @@ def run_retrain(cfg: RetrainConfig, folder: Path, data: TrainTest, device: str =
         "wall_seconds": wall, "process_cpu_seconds": cpu,
         "gpu_hours": wall / 3600 if on_gpu else None, "cpu_hours": None if on_gpu else wall / 3600,
         "device": str(device), "device_name": torch.cuda.get_device_name(device) if on_gpu else "cpu"})
+    if getattr(data, "official", False):   # only where it applies (benchmark/harness/data.py)
+        done["data_official"] = True
     atomic_write_json(files.done, done)
     files.failed.unlink(missing_ok=True)
     return done

@@ -86,3 +86,60 @@ def test_no_selection_no_selected_row(results):
     num, _ = D.darts_table(D.collect_retrains(results), runs, T.load_published(), "darts", "cifar10")
     assert list(num.protocol) == ["all-searches"] and num.n.iloc[0] == 5   # every retraining counts
     assert isinstance(num, pd.DataFrame)
+
+
+def _both_tables(results):
+    from analysis import verdicts as V
+    _, runs = C.collect(results)
+    runs = C.configurations(runs)
+    retrains = D.label_retrains(D.collect_all_retrains(results), runs)
+    num, disp = D.darts_table(retrains, runs, T.load_published(), "darts", "cifar10")
+    ours = V.ours_from_retrains(retrains, runs)
+    return num, disp, ours, V.verdicts(ours, T.load_published(), {"x"})
+
+
+def test_the_verdicts_count_as_the_darts_table(results):
+    from analysis import verdicts as V
+    """Same retrainings, same split: the selection trainings in neither, the winner's extra
+    final seeds only in `selected`; each protocol's mean and n agree, and the DARTS paper's
+    selected number meets our selected row, not all searches."""
+    num, _, ours, table = _both_tables(results)
+    assert set(ours.protocol) == {"all-searches", "selected"}
+    for _, row in num.iterrows():
+        v = ours[(ours.row == row.method) & (ours.protocol == row.protocol)].value
+        assert len(v) == row.n and v.mean() == pytest.approx(row["test_error.mean"])
+    assert len(ours) == 6   # 3 all searches + 3 selected; no selection training (valid_on set)
+    t = table[(table.method == "darts-2nd") & (table.metric == "cifar10_test_error")]
+    paper = t[t.published_label == "DARTS (2nd order) + cutout"].iloc[0]
+    assert paper.protocol == "selected" and paper.n == 3
+    assert paper.our_mean == pytest.approx((3.1 + 2.6 + 3.4) / 3)
+    assert paper.verdict == "reproduced"   # 3.03 ± 0.40·t/√3 holds 2.76
+    li = t[t.published_label == "DARTS (2nd order), re-run by Li & Talwalkar"].iloc[0]
+    assert li.protocol == "selected" and li.n == 3
+    # the paper's cost in its two conventions, each said in the verdict table's display
+    cost = V.display(table[(table.method == "darts-2nd") & (table.metric == "search_gpu_days")
+                           & (table.published_label == "DARTS (2nd order) + cutout")])
+    assert sorted(cost["published value"]) == ["1.00 (one search)", "4.00 (4 searches)"]
+
+
+def test_a_selection_off_the_select_profile_gets_no_verdict(results):
+    _selection(results, "darts-2nd", 1, [96.0, 97.0, 95.5],
+               settings={**SELECT, "profile": "select-smoke", "epochs": 2})
+    num, disp, ours, table = _both_tables(results)
+    sel = ours[ours.protocol == "selected"]
+    assert len(sel) == 3 and not sel.paper.any()
+    t = table[(table.method == "darts-2nd") & (table.protocol == "selected")
+              & (table.metric == "cifar10_test_error")]
+    assert (t.verdict == "").all()
+    assert t.why.str.contains("not the paper profile").all() and t.why.str.contains("select-smoke").all()
+    every = table[(table.method == "darts-2nd") & (table.protocol == "all-searches")]
+    assert (every.n.dropna() <= 3).all()
+    assert not any(m.startswith("↳ published: DARTS (2nd order) + cutout") for m in disp.method)
+
+
+def test_seed_counts_say_n_where_not_every_pair_was_retrained(results):
+    (results / "darts" / "darts-2nd" / "selection.json").unlink()
+    _, runs = C.collect(results)
+    _, disp = D.darts_table(D.collect_retrains(results), runs, T.load_published(), "darts", "cifar10")
+    row = disp[(disp.method == "darts-2nd") & (disp.protocol == "all searches")].iloc[0]
+    assert row["search × retrain seeds"] == "3 × 3 (n=5)"   # 3 runs x seed 0, the winner x seeds 1, 2

@@ -133,6 +133,9 @@ def test_darts_space_rows_meet_published_rows_of_the_same_protocol(tmp_path, mon
     assert six.published == pytest.approx(2.92) and six.n == 3 and six.our_mean == pytest.approx(2.9)
     assert six.verdict == "reproduced"        # 2.9 ± t(0.975, 2)·0.1/√3 holds 2.92
     sel = rs[rs.protocol == "selected"].iloc[0]
-    assert sel.why == "no run of ours" and sel.verdict == ""
+    assert sel.why.startswith("no selected row of ours (ours: all-searches)") and sel.verdict == ""
+    assert "python -m benchmark.retrain select" in sel.why   # says how to get the row
+    cost = t[(t.method == "random-ws") & (t.space == "darts") & (t.metric == "search_gpu_days")].iloc[0]
+    assert cost.why.startswith("no search_gpu_days value of ours")   # we ran it; costs are not tested
     best = t[(t.method == "random-ws") & (t.metric == "cifar10_test_error_best")].iloc[0]
     assert best.protocol == "best" and best.why.startswith("a best single run")

@@ -105,3 +105,9 @@ def test_run_all_darts_space_ends_with_the_retrained_table(tmp_path):
     assert sel["winner"]["run"] == "seed-0" and len(sel["candidates"]) == 1
     assert (out / "darts" / "darts" / "seed-0" / "retrain" / "seed-1" / "done.json").exists()
     assert "| all searches |" in md and "| selected (DARTS protocol) |" in md
+    # the verdict table sets the DARTS paper's selected number against our selected row, and
+    # says why there is no verdict (smoke retraining, select-smoke selection)
+    line = next(x for x in md.splitlines()
+                if x.startswith("| darts | DARTS (1st order) + cutout | cifar10_test_error |"))
+    assert "| selected |" in line and "darts: " in line and "(n=2)" in line   # seed-0 x final seeds 0, 1
+    assert "not the paper profile (profile smoke, selection select-smoke)" in line
