@@ -136,6 +136,9 @@ def _coerce(value: str, like: Any, key: str):
 
 
 _TYPE_WORDS = {int: "a whole number", float: "a number", str: "a word"}
+# Fields that may be None (annotated `X | None`): `--set key=none` resets them whatever the
+# profile set (train_subset=none = the whole half).
+_NULLABLE = {f.name for f in dataclasses.fields(SearchConfig) if "None" in str(f.type)}
 
 
 def apply_sets(base: dict, sets: list[str], method_option_names: list[str]) -> dict:
@@ -164,7 +167,10 @@ def apply_sets(base: dict, sets: list[str], method_option_names: list[str]) -> d
                 except json.JSONDecodeError:
                     out["supernet"][sub] = value
         elif key in SETTABLE:
-            out[key] = _coerce(value, out.get(key), key)
+            if key in _NULLABLE and value.lower() == "none":   # e.g. train_subset=none after a profile set a number
+                out[key] = None
+            else:
+                out[key] = _coerce(value, out.get(key), key)
         elif key in IDENTITY_FIELDS:
             raise ConfigError(f"--set {key}: {key} is part of the run's name, set by {_GIVEN_BY[key]}, "
                               "not by --set")

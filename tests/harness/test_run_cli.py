@@ -98,3 +98,15 @@ def test_runs_without_a_table_and_says_how_to_add_one(tmp_path, cifar, benchmark
     assert s.returncode == 0, s.stderr
     recs = read_jsonl(out / "nb201" / "darts" / "seed-0" / "epochs.jsonl")
     assert all(x["benchmark"]["cifar10_test"] > 0 for x in recs)
+
+
+def test_set_none_resets_a_field_a_profile_filled():
+    """The smoke profile sets train_subset to a number; `--set train_subset=none` must give the
+    whole half back (it used to be refused as "expected a whole number"), and a word is still
+    refused."""
+    import pytest
+    from benchmark.harness.config import ConfigError, resolve_config
+    assert resolve_config("darts", "darts", 0, "smoke").train_subset == 32
+    assert resolve_config("darts", "darts", 0, "smoke", sets=["train_subset=none"]).train_subset is None
+    with pytest.raises(ConfigError, match="train_subset"):
+        resolve_config("darts", "darts", 0, "smoke", sets=["train_subset=abc"])
