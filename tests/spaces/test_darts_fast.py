@@ -161,18 +161,24 @@ def test_fast_equals_reference_with_input_multipliers_in_float64(f64):
             assert v < TOL, (mode, what, v)
 
 
-@pytest.mark.parametrize("plant", ["kernel_scaled_whatever_the_sign", "pool_bn_as_scaled_bn",
-                                   "max_pool_shared_for_non_positive"])
+@pytest.mark.parametrize("plant", ["kernel_scaled_whatever_the_sign", "kernel_scaled_at_zero",
+                                   "pool_bn_as_scaled_bn", "max_pool_shared_for_non_positive",
+                                   "max_pool_shared_at_zero"])
 def test_a_planted_error_in_the_multiplier_path_is_caught(f64, monkeypatch, plant):
     """Each shortcut of the multiplier path, made wrong, fails the equality check: putting
-    m into the conv kernel for m <= 0 (ReLU(m h) != m ReLU(h)), normalising the pool as
-    m * BN(pool(h)) (BN removes the scale), sharing the max pool for m <= 0."""
+    m into the conv kernel for m < 0 (ReLU(m h) != m ReLU(h)) or at m = 0 (same value, but
+    the reference's gradient of m is 0 there), normalising the pool as m * BN(pool(h)) (BN
+    removes the scale), sharing the max pool for m < 0 or at m = 0 (gradient again)."""
     if plant == "kernel_scaled_whatever_the_sign":
         monkeypatch.setattr(fast_mod, "_kernel_scalable", lambda m: [True] * len(m))
+    elif plant == "kernel_scaled_at_zero":
+        monkeypatch.setattr(fast_mod, "_kernel_scalable", lambda m: (m.detach() >= 0).tolist())
     elif plant == "pool_bn_as_scaled_bn":
         monkeypatch.setattr(fast_mod, "_pool_bn_factor", lambda a, var: a * torch.rsqrt(var + fast_mod.EPS))
-    else:
+    elif plant == "max_pool_shared_for_non_positive":
         monkeypatch.setattr(fast_mod, "_pool_shareable", lambda m: True)
+    else:
+        monkeypatch.setattr(fast_mod, "_pool_shareable", lambda m: bool(m.detach() >= 0))
     worst = max(v for _, d in _run_checks(multipliers=True) for v in d.values())
     assert worst > 1e-6, worst
 
