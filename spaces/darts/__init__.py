@@ -48,8 +48,8 @@ class LogitsOnly(nn.Module):
 # impl="reference" (the default): the per-edge port of the authors' network. impl="fast" (opt-in,
 # --set supernet.impl=fast): the batched network of spaces/darts/fast.py, the reference's
 # function (tests/spaces/test_darts_fast.py) at about half its step time for darts
-# (benchmark.measure.speed --space darts); not yet the default: its speed for the other methods
-# is unmeasured and it does not take BayesNAS's per-edge input multipliers.
+# (benchmark.measure.speed --space darts); it takes BayesNAS's per-edge input multipliers. Not yet
+# the default: darts-2nd's measured ratio (docs/spaces/darts.md#speed) has not shown 2x.
 PROFILES = {
     "paper": dict(epochs=50, batch_size=64, split="contiguous", train_subset=None, w_lr=0.025,
                   w_lr_min=0.001, w_momentum=0.9, w_nesterov=False, w_weight_decay=3e-4,

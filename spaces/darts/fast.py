@@ -9,8 +9,8 @@ within a wave:
 * the ReLU of a source is computed once and shared by all its convolution ops and out-edges;
 * max and average pooling and the affine-free BN after them (the authors' MixedOp adds that BN)
   are computed once per source: in training mode every out-edge's pool-BN normalises the same
-  tensor with the same batch statistics, and their running statistics, updated with the same
-  values from the same start, stay equal, so eval mode agrees as well (one buffer per source);
+  tensor with the same batch statistics; each edge keeps its own running statistics (as the
+  reference), updated from the shared batch statistics;
 * each conv op (sep_conv_3x3/5x5, dil_conv_3x3/5x5, the stride-2 skip = FactorizedReduce) of
   all the wave's edges is ONE depthwise conv over the stacked per-edge inputs and ONE grouped
   1x1 conv (groups = edges), and its BNs one batch_norm over the stacked channels (BN is per
@@ -20,7 +20,13 @@ within a wave:
 * `none` contributes exactly zero and is not computed (its weight gets a zero gradient, as in
   the reference); with `skip_zero` (default) an op whose mixing weight is exactly 0 and needs no
   gradient (random search's one-hot samples) is not computed either: see `FastSearchNetwork`;
-* channels_last memory format (oneDNN's depthwise convolutions run about twice as fast in it).
+* channels_last memory format (oneDNN's depthwise convolutions run about twice as fast in it);
+* per-edge input multipliers m (BayesNAS's edge switches, `spaces.base.input_key`; edge e
+  computes sum_o w[e, o] op_o(m_e h) as `SearchCell.forward`): for m_e > 0 they scale edge e's
+  first conv kernels (ReLU(m h) = m ReLU(h)), otherwise that edge's input is ReLU(m_e h);
+  identity skips take w m_e; pools stay shared (avg_pool(m h) = m avg_pool(h), and max_pool for
+  m > 0) and their BN of m_e P becomes a per-edge, per-channel factor on P - mean (see
+  `_Wave._pools`: BN(m P) is not m BN(P)).
 
 The op list of every edge is data (`edge_ops`, default the 8 DARTS ops on every edge; the
 network takes the reference's {"normal": ..., "reduce": ...} op sets, spaces/darts/op_sets.py):
@@ -36,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spaces.base import Weights
+from spaces.base import Weights, input_key
 from spaces.darts.ops import OPS, make_op
 from spaces.darts.search_network import SearchCell, SearchNetwork
 
@@ -89,9 +95,8 @@ class _Wave(nn.Module):
                 self._param("skip_connect_conv1", n * (C // 2), C, 1, 1)
                 self._param("skip_connect_conv2", n * (C // 2), C, 1, 1)
                 self._stats("skip_connect_bn", n * C)
-            elif op in POOLS:
-                for s in sources:
-                    self._stats(f"{op}_bn_src{s}", C)
+            elif op in POOLS:  # per-edge statistics: input multipliers make them differ
+                self._stats(f"{op}_bn", n * C)
             elif op in ("none", "skip_connect"):
                 pass
             else:  # no batched form: the reference module per edge
@@ -131,13 +136,8 @@ class _Wave(nn.Module):
                 out.append((self.skip_connect_bn_mean, [m.bn.running_mean for m in mods]))
                 out.append((self.skip_connect_bn_var, [m.bn.running_var for m in mods]))
             elif op in POOLS:
-                for s in self.sources:  # every out-edge of s holds a copy of the shared stats
-                    bns = [m[1] for e, m in zip(es, mods) if self.edges[e][1] == s]
-                    if not bns:  # no out-edge of s has this pool (per-edge op sets: s1)
-                        continue
-                    for stat in ("mean", "var"):
-                        buf = getattr(self, f"{op}_bn_src{s}_{stat}")
-                        out.append((buf, [getattr(b, f"running_{stat}") for b in bns]))
+                out.append((getattr(self, f"{op}_bn_mean"), [m[1].running_mean for m in mods]))
+                out.append((getattr(self, f"{op}_bn_var"), [m[1].running_var for m in mods]))
             elif op in self.fallback_ops():
                 for e, m in zip(es, mods):
                     for name, t in m.state_dict(keep_vars=True).items():
@@ -155,23 +155,13 @@ class _Wave(nn.Module):
     @torch.no_grad()
     def copy_from(self, ref: SearchCell, edge_ops) -> None:
         for packed, parts in self._pairs(ref, edge_ops):
-            if packed.dim() == 1 and parts and parts[0].numel() == packed.numel():  # shared pool stats
-                if any(not torch.equal(parts[0], p) for p in parts[1:]):
-                    raise ValueError("the out-edges of one node have different pool-BN running "
-                                     "statistics; the fast network keeps one set per node")
-                packed.copy_(parts[0])
-            else:
-                packed.copy_(torch.cat([p.reshape(-1, *packed.shape[1:]) for p in parts]))
+            packed.copy_(torch.cat([p.reshape(-1, *packed.shape[1:]) for p in parts]))
 
     @torch.no_grad()
     def copy_to(self, ref: SearchCell, edge_ops) -> None:
         for packed, parts in self._pairs(ref, edge_ops):
-            if packed.dim() == 1 and parts and parts[0].numel() == packed.numel():
-                for p in parts:
-                    p.copy_(packed)
-            else:
-                for p, chunk in zip(parts, packed.split([p.shape[0] for p in parts])):
-                    p.copy_(chunk.reshape(p.shape))
+            for p, chunk in zip(parts, packed.split([p.shape[0] for p in parts])):
+                p.copy_(chunk.reshape(p.shape))
 
     # ----- compute ----------------------------------------------------------------------------
     def _bn(self, y: torch.Tensor, name: str, idx: torch.Tensor | None, full: bool,
@@ -190,20 +180,43 @@ class _Wave(nn.Module):
         return out
 
     def forward(self, states: list[torch.Tensor], weights: torch.Tensor, zero: list[list[bool]] | None,
-                unused: list[torch.Tensor]) -> dict[int, list[torch.Tensor]]:
-        """{destination node: [terms to add]} of this wave's edges."""
+                unused: list[torch.Tensor], edge_input: torch.Tensor | None = None) -> dict[int, list]:
+        """{destination node: [terms to add]} of this wave's edges (terms: see `_sum`).
+        edge_input: the cell's (14,) per-edge input multipliers m, or None (all 1): edge e
+        computes sum_o w[e, o] * op_o(m[e] * h) as the reference cell does."""
         C, s = self.C, self.stride
         training = self.training
         x = {src: states[src] for src in self.sources}
         relu: dict[int, torch.Tensor] = {}
+        E = len(self.edges)
+        if edge_input is not None:
+            mult = edge_input[[k for k, _, _ in self.edges]]  # (E,) in wave order
+            scalable = _kernel_scalable(mult)
+        else:
+            mult, scalable = None, [True] * E
 
         def r(src: int) -> torch.Tensor:
             if src not in relu:
                 relu[src] = F.relu(x[src])
             return relu[src]
 
-        E = len(self.edges)
-        terms: dict[int, list[torch.Tensor]] = {}
+        def conv_input(e: int) -> torch.Tensor:
+            """ReLU(m_e h) of edge e, up to the factor m_e > 0 that its kernels carry."""
+            if scalable[e]:
+                return r(self.edges[e][1])
+            return F.relu(x[self.edges[e][1]] * mult[e])
+
+        def kernel_scale(wave_e: list[int], width: int) -> torch.Tensor | None:
+            """(n * width, 1, 1, 1) factors m_e (1 where m_e <= 0: that input is scaled itself)
+            for the first convolution of a ReLU-conv op: conv(ReLU(m h), W) = conv(ReLU h, m W)
+            for m > 0; None without multipliers."""
+            if mult is None:
+                return None
+            f = mult[wave_e]
+            keep = torch.tensor([scalable[e] for e in wave_e], device=f.device)
+            return torch.where(keep, f, torch.ones_like(f)).repeat_interleave(width).view(-1, 1, 1, 1)
+
+        terms: dict[int, list] = {}
         conv_sum: torch.Tensor | None = None  # per-edge sums of the conv ops, edge-major channels
         conv_present = torch.zeros(E, dtype=torch.bool)
 
@@ -244,56 +257,57 @@ class _Wave(nn.Module):
                 k = SEP.get(op) or DIL[op]
                 dil = 1 if op in SEP else 2
                 pad = k // 2 if op in SEP else k - 1
-                inp = torch.cat([r(self.edges[e][1]) for e in wave_e], 1) if n > 1 else r(self.edges[wave_e[0]][1])
+                inp = torch.cat([conv_input(e) for e in wave_e], 1) if n > 1 else conv_input(wave_e[0])
                 scale = w.repeat_interleave(C)
+                ks = kernel_scale(wave_e, C)
+                first = par(f"{op}_dw1" if op in SEP else f"{op}_dw")
+                first = first if ks is None else first * ks
                 if op in SEP:
-                    h = F.conv2d(inp, par(f"{op}_dw1"), None, s, pad, 1, n * C)
+                    h = F.conv2d(inp, first, None, s, pad, 1, n * C)
                     h = F.conv2d(h, par(f"{op}_pw1"), None, 1, 0, 1, n)
                     h = F.relu(self._bn(h, f"{op}_bn1", ch, full, None, training))
                     h = F.conv2d(h, par(f"{op}_dw2"), None, 1, pad, 1, n * C)
                     h = F.conv2d(h, par(f"{op}_pw2"), None, 1, 0, 1, n)
                     y = self._bn(h, f"{op}_bn2", ch, full, scale, training)
                 else:
-                    h = F.conv2d(inp, par(f"{op}_dw"), None, s, pad, dil, n * C)
+                    h = F.conv2d(inp, first, None, s, pad, dil, n * C)
                     h = F.conv2d(h, par(f"{op}_pw"), None, 1, 0, 1, n)
                     y = self._bn(h, f"{op}_bn", ch, full, scale, training)
                 add_conv(wave_e, y)
             elif op == "skip_connect" and s == 2:  # FactorizedReduce: two offset stride-2 1x1 convs
-                srcs = sorted({self.edges[e][1] for e in wave_e})
-                per_src = {src: [j for j, e in enumerate(wave_e) if self.edges[e][1] == src] for src in srcs}
+                # groups of edges reading one input: a source's shared ReLU, or an edge's own
+                # ReLU(m h) where m <= 0
+                groups: dict[object, list[int]] = {}
+                for j, e in enumerate(wave_e):
+                    groups.setdefault(self.edges[e][1] if scalable[e] else ("own", e), []).append(j)
                 w1, w2 = par("skip_connect_conv1", half), par("skip_connect_conv2", half)
+                ks = kernel_scale(wave_e, C // 2)
+                if ks is not None:
+                    w1, w2 = w1 * ks, w2 * ks
                 parts = []
-                for src in srcs:
-                    rows = torch.tensor([j * (C // 2) + c for j in per_src[src] for c in range(C // 2)])
-                    a = F.conv2d(r(src), w1[rows] if len(srcs) > 1 else w1, None, 2)
-                    b = F.conv2d(r(src)[:, :, 1:, 1:], w2[rows] if len(srcs) > 1 else w2, None, 2)
-                    m = len(per_src[src])
-                    parts.append(torch.cat([a.unflatten(1, (m, C // 2)), b.unflatten(1, (m, C // 2))], 2))
-                order = [j for src in srcs for j in per_src[src]]
+                for key, js in groups.items():
+                    inp = conv_input(wave_e[js[0]])
+                    rows = torch.tensor([j * (C // 2) + c for j in js for c in range(C // 2)])
+                    a = F.conv2d(inp, w1[rows] if len(groups) > 1 else w1, None, 2)
+                    b = F.conv2d(inp[:, :, 1:, 1:], w2[rows] if len(groups) > 1 else w2, None, 2)
+                    parts.append(torch.cat([a.unflatten(1, (len(js), C // 2)), b.unflatten(1, (len(js), C // 2))], 2))
+                order = [j for js in groups.values() for j in js]
                 h = torch.cat(parts, 1) if len(parts) > 1 else parts[0]
                 if order != sorted(order):
                     h = h[:, torch.tensor(order).argsort()]
-                h = h.flatten(1, 2).contiguous(memory_format=_format(x[srcs[0]]))
+                h = h.flatten(1, 2).contiguous(memory_format=_format(x[self.edges[wave_e[0]][1]]))
                 add_conv(wave_e, self._bn(h, "skip_connect_bn", ch, full, w.repeat_interleave(C), training))
             elif op in POOLS:
-                for src in self.sources:
-                    mine = [(j, e) for j, e in enumerate(wave_e) if self.edges[e][1] == src]
-                    if not mine:
-                        continue
-                    p = (F.max_pool2d(x[src], 3, s, 1) if op == "max_pool_3x3"
-                         else F.avg_pool2d(x[src], 3, s, 1, count_include_pad=False))
-                    p = F.batch_norm(p, getattr(self, f"{op}_bn_src{src}_mean"),
-                                     getattr(self, f"{op}_bn_src{src}_var"), None, None, training,
-                                     MOMENTUM, EPS)
-                    for j, e in mine:
-                        terms.setdefault(self.edges[e][2], []).append((w[j], p))
-            elif op == "skip_connect":  # identity at stride 1
+                self._pools(op, x, wave_e, pos, w, mult, training, terms)
+            elif op == "skip_connect":  # identity at stride 1: w (m h)
                 for j, e in enumerate(wave_e):
-                    terms.setdefault(self.edges[e][2], []).append((w[j], x[self.edges[e][1]]))
+                    f = w[j] if mult is None else w[j] * mult[e]
+                    terms.setdefault(self.edges[e][2], []).append((f, x[self.edges[e][1]]))
             else:
                 for j, e in enumerate(wave_e):
                     mod = self.fallback[f"{_module_key(op)}_{self.edges[e][0]}"]
-                    terms.setdefault(self.edges[e][2], []).append((w[j], mod(x[self.edges[e][1]])))
+                    h = x[self.edges[e][1]] if mult is None else x[self.edges[e][1]] * mult[e]
+                    terms.setdefault(self.edges[e][2], []).append((w[j], mod(h)))
         out: dict[int, list] = {}
         if conv_sum is not None:
             # unbind, not E selects: its backward stacks the E gradients once (E selects would
@@ -305,6 +319,77 @@ class _Wave(nn.Module):
         for dst, t in terms.items():
             out.setdefault(dst, []).extend(t)
         return out
+
+    def _pools(self, op: str, x: dict, wave_e: list[int], pos: list[int], w: torch.Tensor,
+               mult: torch.Tensor | None, training: bool, terms: dict) -> None:
+        """Terms of pool op `op` followed by the authors' affine-free BN, for the wave edges
+        `wave_e` (positions `pos` in the op's packed statistics, mixing weights `w`).
+
+        The pool of a node is computed once: avg_pool(m h) = m avg_pool(h) for every m, and
+        max_pool(m h) = m max_pool(h) for m > 0 (m <= 0: the edge pools m h itself). So edge e
+        normalises a P_e (the node's shared pool P, or its own) times a_e (m_e, or 1 for its
+        own pool). Training mode, with P's batch mean mu and biased variance v per channel:
+          BN(a P) = (a P - a mu) / sqrt(a^2 v + eps) = (P - mu) * a / sqrt(a^2 v + eps),
+        which is NOT a BN(P) (BN normalises the scale away except through eps), so edge e adds
+        (P - mu) with the per-channel factor w_e a_e / sqrt(a_e^2 v + eps), and its running
+        statistics move towards a_e mu and a_e^2 v_unbiased. Without multipliers (a = 1) that
+        is BN(P) for every out-edge: one batch_norm per node. Eval mode, running statistics
+        (rm_e, rv_e): BN(a P) = P * a / sqrt(rv_e + eps) - rm_e / sqrt(rv_e + eps)."""
+        C, s = self.C, self.stride
+        rm, rv = getattr(self, f"{op}_bn_mean"), getattr(self, f"{op}_bn_var")
+        n_all = rm.numel() // C
+        rm2, rv2 = rm.view(n_all, C), rv.view(n_all, C)
+        pooled: dict[object, torch.Tensor] = {}
+
+        def pool(key, h: torch.Tensor) -> torch.Tensor:
+            if key not in pooled:
+                pooled[key] = (F.max_pool2d(h, 3, s, 1) if op == "max_pool_3x3"
+                               else F.avg_pool2d(h, 3, s, 1, count_include_pad=False))
+            return pooled[key]
+
+        # per edge: (key of the pooled tensor, that tensor, a_e or None for 1)
+        per_edge = []
+        for j, e in enumerate(wave_e):
+            src = self.edges[e][1]
+            if mult is None:
+                per_edge.append((src, pool(src, x[src]), None))
+            elif op == "avg_pool_3x3" or _pool_shareable(mult[e]):
+                per_edge.append((src, pool(src, x[src]), mult[e]))
+            else:
+                per_edge.append((("own", e), pool(("own", e), x[src] * mult[e]), None))
+        if not training:
+            for j, e in enumerate(wave_e):
+                _, p, a = per_edge[j]
+                inv = torch.rsqrt(rv2[pos[j]] + EPS)
+                f = inv if a is None else a * inv
+                dst = self.edges[e][2]
+                terms.setdefault(dst, []).append(((w[j] * f).view(1, C, 1, 1), p))
+                terms.setdefault(dst, []).append(("bias", (-w[j] * rm2[pos[j]] * inv).view(1, C, 1, 1)))
+            return
+        stats: dict[object, tuple] = {}  # key -> (normalised or centred tensor, mean, biased var)
+        for j, e in enumerate(wave_e):
+            key, p, a = per_edge[j]
+            count = p.numel() // C
+            if a is None and mult is None:  # no multipliers: BN(P), one fused batch_norm per node
+                if key not in stats:
+                    mean, var = p.new_zeros(C), p.new_ones(C)  # momentum 1: they become the batch's
+                    y = F.batch_norm(p, mean, var, None, None, True, 1.0, EPS)
+                    stats[key] = (y, mean, var * (count - 1) / count)
+                y, mean, var = stats[key]
+                f, a_val = w[j], 1.0
+            else:
+                if key not in stats:
+                    var, mean = torch.var_mean(p, dim=(0, 2, 3), unbiased=False)
+                    stats[key] = (p - mean.view(1, C, 1, 1), mean, var)
+                y, mean, var = stats[key]
+                a_val = 1.0 if a is None else a
+                f = (w[j] * _pool_bn_factor(a_val, var)).view(1, C, 1, 1)
+                a_val = a_val.detach() if isinstance(a_val, torch.Tensor) else a_val
+            terms.setdefault(self.edges[e][2], []).append((f, y))
+            with torch.no_grad():
+                mean, var = mean.detach(), var.detach()
+                rm2[pos[j]] = (1 - MOMENTUM) * rm2[pos[j]] + MOMENTUM * (a_val * mean)
+                rv2[pos[j]] = (1 - MOMENTUM) * rv2[pos[j]] + MOMENTUM * (a_val * a_val * var * count / (count - 1))
 
 
 def _format(t: torch.Tensor):
@@ -346,7 +431,9 @@ class FastSearchCell(nn.Module):
             wave.copy_to(ref, self.edge_ops)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor,
-                zero: list[list[bool]] | None = None, unused: list | None = None) -> torch.Tensor:
+                zero: list[list[bool]] | None = None, unused: list | None = None,
+                edge_input: torch.Tensor | None = None) -> torch.Tensor:
+        """edge_input (14,), optional: multiplies each edge's input, as `SearchCell.forward`."""
         unused = [] if unused is None else unused
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         pending: dict[int, list] = {}
@@ -354,17 +441,38 @@ class FastSearchCell(nn.Module):
             for src in wave.sources:
                 if src >= 2:
                     states.append(_sum(pending.pop(src, []), states[1], self.reduction))
-            for dst, t in wave(states, weights, zero, unused).items():
+            for dst, t in wave(states, weights, zero, unused, edge_input).items():
                 pending.setdefault(dst, []).extend(t)
         states.append(_sum(pending.pop(self.steps + 1, []), states[1], self.reduction))
         return torch.cat(states[-self.multiplier:], dim=1)
 
 
+def _kernel_scalable(m: torch.Tensor) -> list[bool]:
+    """Per edge: may its multiplier go into its first conv kernel (ReLU(m h) = m ReLU(h))?
+    Only for m > 0: at m = 0 PyTorch's ReLU has derivative 0, so d/dm ReLU(m h) = 0 there."""
+    return (m.detach() > 0).tolist()
+
+
+def _pool_shareable(m: torch.Tensor) -> bool:
+    """max_pool(m h) = m max_pool(h) for m > 0 (at m = 0 the reference's gradient goes to the
+    window's first entry, not its maximum)."""
+    return bool(m.detach() > 0)
+
+
+def _pool_bn_factor(a, var: torch.Tensor) -> torch.Tensor:
+    """Per-channel factor of (P - mean) in BN(a P) with batch statistics: a / sqrt(a^2 v + eps)."""
+    return a * torch.rsqrt(a * a * var + EPS)
+
+
 def _sum(terms: list, like: torch.Tensor, reduction: bool) -> torch.Tensor:
-    """sum of (weight or None) * tensor; a plain add where the weight is folded in already."""
+    """sum of (weight or None) * tensor (a plain add where the weight is folded in already; a
+    weight may be per channel, (1, C, 1, 1)), plus the ("bias", (1, C, 1, 1)) terms."""
     acc = None
+    bias = None
     for w, t in terms:
-        if w is None:
+        if isinstance(w, str):
+            bias = t if bias is None else bias + t
+        elif w is None:
             acc = t if acc is None else acc + t
         elif acc is None:
             acc = t * w
@@ -374,8 +482,8 @@ def _sum(terms: list, like: torch.Tensor, reduction: bool) -> torch.Tensor:
         B, C, H, W = like.shape
         if reduction:  # the stride-2 ops' output size (3x3 pool, padding 1)
             H, W = (H + 1) // 2, (W + 1) // 2
-        return like.new_zeros(B, C, H, W).contiguous(memory_format=_format(like))
-    return acc
+        acc = like.new_zeros(B, C, H, W).contiguous(memory_format=_format(like))
+    return acc if bias is None else acc + bias
 
 
 class FastSearchNetwork(SearchNetwork):
@@ -407,10 +515,6 @@ class FastSearchNetwork(SearchNetwork):
         self.cells = nn.ModuleList(cells)
 
     def forward(self, x: torch.Tensor, weights: Weights) -> torch.Tensor:
-        scaled = sorted(k for k in weights if k.endswith(":input"))
-        if scaled:  # silently ignoring them would change the method's function
-            raise ValueError(f"supernet.impl=fast does not take per-edge input multipliers ({', '.join(scaled)}; "
-                             "BayesNAS's edge switch): run with --set supernet.impl=reference")
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         zero = {}
@@ -421,7 +525,7 @@ class FastSearchNetwork(SearchNetwork):
         s0 = s1 = self.stem(x)
         for cell in self.cells:
             name = "reduce" if cell.reduction else "normal"
-            s0, s1 = s1, cell(s0, s1, weights[name], zero[name], unused)
+            s0, s1 = s1, cell(s0, s1, weights[name], zero[name], unused, weights.get(input_key(name)))
         logits = self.classifier(self.global_pooling(s1).flatten(1))
         if unused and torch.is_grad_enabled():  # zero gradients for skipped parameters, as the reference
             logits = logits + sum(p.sum() for p in unused) * 0.0

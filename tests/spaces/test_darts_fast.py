@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 import spaces.darts.fast as fast_mod
 from spaces.darts.fast import FastSearchCell, FastSearchNetwork
+from spaces.base import input_key
 from spaces.darts.ops import OPS
 from spaces.darts.search_network import SearchCell, SearchNetwork
 
@@ -59,17 +60,34 @@ def _stats(net: SearchNetwork) -> dict:
     return {k: v for k, v in net.state_dict().items() if "running" in k}
 
 
-def _compare(ref, fast, x, seed, mode):
-    """Largest differences of logits, alpha grads, weight grads, running stats after one
-    forward/backward in `mode`."""
+def _multipliers(seed):
+    """Per-edge input multipliers of both cell types (BayesNAS's edge switches): mostly in
+    (0.5, 1.5), plus the cases the fast path treats apart: negative (ReLU does not commute),
+    exactly 0 (ReLU's and max pooling's derivative conventions), exactly 1."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for k in ("normal", "reduce"):
+        m = 0.5 + torch.rand(14, generator=g)
+        m[0], m[3], m[5], m[9], m[12] = -1.3, -0.7, 0.0, 1.0, -0.2
+        out[input_key(k)] = m.requires_grad_()
+    return out
+
+
+def _compare(ref, fast, x, seed, mode, multipliers=False):
+    """Largest differences of logits, alpha grads, weight grads, running stats (and multiplier
+    grads) after one forward/backward in `mode`."""
     ref.train(mode == "train")
     fast.train(mode == "train")
     wr, wf = _weights(seed), _weights(seed)
-    out_r, out_f = ref(x, wr), fast(x, wf)
+    mr, mf = (_multipliers(seed), _multipliers(seed)) if multipliers else ({}, {})
+    out_r, out_f = ref(x, {**wr, **mr}), fast(x, {**wf, **mf})
     up = torch.randn(out_r.shape, generator=torch.Generator().manual_seed(seed))
     (out_r * up).sum().backward()
     (out_f * up).sum().backward()
     d = {"logits": _rel(out_r, out_f), "alpha": max(_rel(wr[k].grad, wf[k].grad) for k in wr)}
+    if multipliers:
+        d["multipliers"] = max(_rel(mr[k].grad, mf[k].grad) for k in mr)
+        assert min(mr[k].grad.abs().max().item() for k in mr) > 1e-3
     grads = dict(_grad_network(fast).named_parameters())
     d["weights"] = max(_rel(p.grad, grads[n]) for n, p in ref.named_parameters())
     sr, sf = _stats(ref), _stats(fast.to_reference())
@@ -78,14 +96,14 @@ def _compare(ref, fast, x, seed, mode):
     return d
 
 
-def _run_checks(C=4, layers=3):
+def _run_checks(C=4, layers=3, multipliers=False):
     ref, fast = _pair(C, layers)
     x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(5))
     out = []
     for i, mode in enumerate(("train", "eval")):  # eval after the running statistics moved
         ref.zero_grad()
         fast.zero_grad()
-        out.append((mode, _compare(ref, fast, x, 10 + i, mode)))
+        out.append((mode, _compare(ref, fast, x, 10 + i, mode, multipliers)))
     return out
 
 
@@ -129,6 +147,39 @@ def test_a_planted_error_in_one_op_is_caught(f64, monkeypatch, plant):
         fake.conv2d = conv
         monkeypatch.setattr(fast_mod, "F", fake)
     worst = max(v for _, d in _run_checks() for v in d.values())
+    assert worst > 1e-6, worst
+
+
+def test_fast_equals_reference_with_input_multipliers_in_float64(f64):
+    """BayesNAS's edge switches (spaces.base.input_key): edge e computes
+    sum_o w[e, o] op_o(m[e] h). Logits, alpha, multiplier and weight gradients and BN running
+    statistics agree to 1e-12 in train and then eval mode, through the normal and both
+    reduction cells, with negative, zero and unit multipliers among the positive ones."""
+    for mode, d in _run_checks(multipliers=True):
+        assert set(d) == {"logits", "alpha", "multipliers", "weights", "stats"}
+        for what, v in d.items():
+            assert v < TOL, (mode, what, v)
+
+
+@pytest.mark.parametrize("plant", ["kernel_scaled_whatever_the_sign", "kernel_scaled_at_zero",
+                                   "pool_bn_as_scaled_bn", "max_pool_shared_for_non_positive",
+                                   "max_pool_shared_at_zero"])
+def test_a_planted_error_in_the_multiplier_path_is_caught(f64, monkeypatch, plant):
+    """Each shortcut of the multiplier path, made wrong, fails the equality check: putting
+    m into the conv kernel for m < 0 (ReLU(m h) != m ReLU(h)) or at m = 0 (same value, but
+    the reference's gradient of m is 0 there), normalising the pool as m * BN(pool(h)) (BN
+    removes the scale), sharing the max pool for m < 0 or at m = 0 (gradient again)."""
+    if plant == "kernel_scaled_whatever_the_sign":
+        monkeypatch.setattr(fast_mod, "_kernel_scalable", lambda m: [True] * len(m))
+    elif plant == "kernel_scaled_at_zero":
+        monkeypatch.setattr(fast_mod, "_kernel_scalable", lambda m: (m.detach() >= 0).tolist())
+    elif plant == "pool_bn_as_scaled_bn":
+        monkeypatch.setattr(fast_mod, "_pool_bn_factor", lambda a, var: a * torch.rsqrt(var + fast_mod.EPS))
+    elif plant == "max_pool_shared_for_non_positive":
+        monkeypatch.setattr(fast_mod, "_pool_shareable", lambda m: True)
+    else:
+        monkeypatch.setattr(fast_mod, "_pool_shareable", lambda m: bool(m.detach() >= 0))
+    worst = max(v for _, d in _run_checks(multipliers=True) for v in d.values())
     assert worst > 1e-6, worst
 
 
@@ -300,21 +351,34 @@ def test_every_method_steps_alike_on_both_impls_in_float64(f64, method):
     which impl runs): method state (alpha, ...), step rows, epoch-end output and every weight
     and BN statistic agree to 1e-9 between the impls in float64. skip_zero=false: with it on,
     ops with an exactly zero weight keep their BN statistics (see FastSearchNetwork). BayesNAS
-    runs with its switches on the op outputs: the fast network does not take its per-edge input
-    multipliers (it refuses them: test_fast_refuses_per_edge_input_multipliers)."""
-    options = {"switch_placement": "output"} if method == "bayesnas" else None
-    ref = _method_steps(method, "reference", options=options)
-    fast = _method_steps(method, "fast", options=options, skip_zero=False)
+    runs with its default switch placement: edge switches as per-edge input multipliers, its
+    curvature (a batched reverse pass) through them."""
+    ref = _method_steps(method, "reference")
+    fast = _method_steps(method, "fast", skip_zero=False)
     for part, a, b in zip(("method", "rows", "epoch_end", "supernet"), ref, fast):
         _close(a, b, part)
 
 
-def test_fast_refuses_per_edge_input_multipliers():
-    """BayesNAS's edge switch multiplies each edge's input (spaces.base.input_key); the fast
-    network does not implement it, so it must refuse the keys rather than ignore them."""
-    from spaces.base import input_key
-    net = FastSearchNetwork(C=4, layers=3)
-    w = {"normal": torch.full((14, len(OPS)), 1 / len(OPS)), "reduce": torch.full((14, len(OPS)), 1 / len(OPS))}
-    w[input_key("normal")] = torch.ones(14)
-    with pytest.raises(ValueError, match="does not take per-edge input multipliers"):
-        net(torch.randn(2, 3, 8, 8), w)
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["darts", "darts-2nd", "sdarts-rs", "sdarts-adv", "bayesnas",
+                                    "balenas", "balenas-tf", "random-ws"])
+def test_every_method_smoke_search_gives_the_same_records_on_both_impls_in_float64(f64, method, tmp_path):
+    """The issue's done-when: a smoke search (the harness's whole epoch: data, steps, eval,
+    derivation, records) of every method on the DARTS space gives the same records with either
+    impl, in float64 (every float to 1e-9, genotypes and everything else equal; only the
+    wall-clock `timing` differs). skip_zero=false, as above."""
+    from tests.e2e import run_tiny
+    sets = ["train_subset=8", "batch_size=8", "supernet.C=2"]
+    if method == "balenas-tf":
+        sets += ["method.num_candidates=2", "method.proxy_batch_size=4"]
+    if method == "random-ws":
+        sets += ["method.num_candidates=2", "method.valid_batch_size=4"]
+    ref = run_tiny(method, tmp_path / "ref", sets + ["supernet.impl=reference"], epochs=1, space="darts")
+    fast = run_tiny(method, tmp_path / "fast", sets + ["supernet.impl=fast", "supernet.skip_zero=false"],
+                    epochs=1, space="darts")
+    assert len(ref) == len(fast) == 2  # epoch 0 (the initial architecture) and epoch 1
+    for a, b in zip(ref, fast):
+        assert set(a) == set(b)
+        assert a["genotype"] == b["genotype"]
+        a, b = ({k: v for k, v in r.items() if k != "timing"} for r in (a, b))
+        _close(a, b)
