@@ -142,7 +142,7 @@ class DartsSpace:
     def supernet(self, **kwargs) -> nn.Module:
         """kwargs: C (16), layers (8), num_classes (10), stem_multiplier (3), impl ('reference',
         the profiles' default too; 'fast' is opt-in: --set supernet.impl=fast); impl='fast' also takes channels_last (True) and
-        skip_zero (True) (see spaces/darts/fast.py); impl='reference' takes skip_zero (False):
+        skip_zero (False) (see spaces/darts/fast.py); impl='reference' takes skip_zero (False) too:
         ops of weight exactly 0 are not run when the weights need no gradient (see
         spaces/darts/search_network.py); op_set (this space's op set unless given; one of
         `op_sets`): both impls get its per-edge op lists. impl='oneshot': BayesNAS's one-shot

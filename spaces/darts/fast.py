@@ -18,7 +18,7 @@ within a wave:
 * the mixing weight of a conv op is folded into its last (affine-free) BN as the scale, so the
   product w * BN(y) costs nothing and BN's backward yields the weight's gradient;
 * `none` contributes exactly zero and is not computed (its weight gets a zero gradient, as in
-  the reference); with `skip_zero` (default) an op whose mixing weight is exactly 0 and needs no
+  the reference); with `skip_zero` (opt-in, as the reference's) an op whose mixing weight is exactly 0 and needs no
   gradient (random search's one-hot samples) is not computed either: see `FastSearchNetwork`;
 * channels_last memory format (oneDNN's depthwise convolutions run about twice as fast in it);
 * per-edge input multipliers m (BayesNAS's edge switches, `spaces.base.input_key`; edge e
@@ -490,20 +490,22 @@ class FastSearchNetwork(SearchNetwork):
     """`SearchNetwork` with `FastSearchCell`s; same arguments plus:
 
     channels_last (True): run the convolutions in NHWC.
-    skip_zero (True): an op whose mixing weight is exactly 0 is not computed when the weights
+    skip_zero (False, as the reference network's): an op whose mixing weight is exactly 0 is not computed when the weights
       need no gradient (a random-search sample, the weight step of a method that passes a
       detached point with zeros). Its output and its parameters' gradients are zero either way
       (the parameters still receive zero gradients, so weight decay and momentum act as in the
       reference); what differs is that its BN running statistics are not updated in that step
-      (as in Li & Talwalkar's code, where only the sampled op runs). They are read only in eval
-      mode; `skip_zero=false` makes the records equal to the reference's there too.
+      (as in the `proxyless` branch of Li & Talwalkar's DARTS fork, where only the sampled op
+      runs; their master branch, behind their CNN results, computes every op). They are read
+      only in eval mode (random-ws's candidate scoring; SDARTS-ADV's attack points can hold
+      exact zeros). Off by default so that both impls compute the same function unless asked.
     """
 
     impl = "fast"
 
     def __init__(self, C: int = 16, layers: int = 8, num_classes: int = 10, steps: int = 4,
                  multiplier: int = 4, stem_multiplier: int = 3, channels_last: bool = True,
-                 skip_zero: bool = True, edge_ops=None):
+                 skip_zero: bool = False, edge_ops=None):
         super().__init__(C, layers, num_classes, steps, multiplier, stem_multiplier, edge_ops=edge_ops)
         self.channels_last, self.skip_zero = channels_last, skip_zero
         c_curr = C
