@@ -45,22 +45,23 @@ class LogitsOnly(nn.Module):
 # before the weight step (arch_first); supernet C=16, 8 cells. hessian_every 5: the dominant
 # eigenvalue of the architecture Hessian every 5 epochs (the collapse diagnostic of Zela et
 # al., who track it in this space). `smoke`: the same code path in seconds on a CPU.
-# impl="reference" (the default): the per-edge port of the authors' network. impl="fast" (opt-in,
-# --set supernet.impl=fast): the batched network of spaces/darts/fast.py, the reference's
-# function (tests/spaces/test_darts_fast.py) at about half its step time for darts
-# (benchmark.measure.speed --space darts); it takes BayesNAS's per-edge input multipliers. Not yet
-# the default: darts-2nd's measured ratio (docs/spaces/darts.md#speed) has not shown 2x.
+# impl="fast" (the default of both profiles): the batched network of spaces/darts/fast.py, the
+# reference's function (tests/spaces/test_darts_fast.py: logits, gradients and BN statistics to
+# 1e-12 in float64; every method's smoke records alike) at under half its step time on a CPU
+# (benchmark.measure.speed --space darts: darts 2.18x / 2.22x, darts-2nd 2.12x on 1 / 2
+# threads; docs/spaces/darts.md#speed). impl="reference" (--set supernet.impl=reference): the
+# per-edge port of the authors' network, kept as the yardstick.
 PROFILES = {
     "paper": dict(epochs=50, batch_size=64, split="contiguous", train_subset=None, w_lr=0.025,
                   w_lr_min=0.001, w_momentum=0.9, w_nesterov=False, w_weight_decay=3e-4,
                   grad_clip=5.0, a_lr=3e-4, a_betas=[0.5, 0.999], a_weight_decay=1e-3,
                   arch_first=True, arch_init_std=1e-3, hessian_every=5,
-                  supernet=dict(C=16, layers=8, impl="reference")),
+                  supernet=dict(C=16, layers=8, impl="fast")),
     "smoke": dict(epochs=2, batch_size=16, split="contiguous", train_subset=32, w_lr=0.025,
                   w_lr_min=0.001, w_momentum=0.9, w_nesterov=False, w_weight_decay=3e-4,
                   grad_clip=5.0, a_lr=3e-4, a_betas=[0.5, 0.999], a_weight_decay=1e-3,
                   arch_first=True, arch_init_std=1e-3, hessian_every=0,
-                  supernet=dict(C=4, layers=3, impl="reference")),
+                  supernet=dict(C=4, layers=3, impl="fast")),
 }
 # `fair`: one schedule for every method (benchmark/harness/config.py): the space's DARTS
 # protocol, the paper profile's values (quark0/darts cnn/train_search.py), with no method's
@@ -141,7 +142,7 @@ class DartsSpace:
 
     def supernet(self, **kwargs) -> nn.Module:
         """kwargs: C (16), layers (8), num_classes (10), stem_multiplier (3), impl ('reference',
-        the profiles' default too; 'fast' is opt-in: --set supernet.impl=fast); impl='fast' also takes channels_last (True) and
+        the profiles' default is 'fast'); impl='fast' also takes channels_last (True) and
         skip_zero (False) (see spaces/darts/fast.py); impl='reference' takes skip_zero (False) too:
         ops of weight exactly 0 are not run when the weights need no gradient (see
         spaces/darts/search_network.py); op_set (this space's op set unless given; one of

@@ -260,7 +260,7 @@ def test_paper_profile_follows_the_darts_code():
     assert (cfg.epochs, cfg.batch_size, cfg.split, cfg.w_lr, cfg.w_lr_min) == (50, 64, "contiguous", 0.025, 0.001)
     assert (cfg.w_momentum, cfg.w_nesterov, cfg.w_weight_decay, cfg.grad_clip) == (0.9, False, 3e-4, 5.0)
     assert (cfg.a_lr, cfg.a_betas, cfg.a_weight_decay) == (3e-4, (0.5, 0.999), 1e-3)
-    assert cfg.supernet == {"C": 16, "layers": 8, "impl": "reference"} and cfg.arch_first
+    assert cfg.supernet == {"C": 16, "layers": 8, "impl": "fast"} and cfg.arch_first
     for m in ("darts", "darts-2nd", "sdarts-rs", "sdarts-adv", "balenas", "balenas-tf"):
         assert resolve_config("darts", m, 0, "paper").arch_first, m
     rsps = resolve_config("darts", "random-ws", 0, "paper")
