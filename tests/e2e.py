@@ -77,8 +77,11 @@ def sigint_once(cmd: list[str], cwd: Path, ready: Path, what: str) -> tuple[int,
     import signal
     import subprocess
     import time
+    # SIG_DFL in the child: a test suite started in the background by a non-interactive shell
+    # inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler at all
     p = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env={**os.environ, "PYTHONPATH": str(cwd)})
+                         env={**os.environ, "PYTHONPATH": str(cwd)},
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 300
         while not ready.exists():

@@ -317,7 +317,8 @@ def test_run_all_on_a_fresh_machine(tmp_path):
     assert r.returncode == 0, text[-3000:]
     lines = text.splitlines()
     bench = home / ".torch"
-    assert lines[:3] == [
+    assert lines[0] == "run_all: profile smoke: a tiny pipeline check (no verdicts, not a protocol)"
+    assert lines[1:4] == [
         f"run_all: skipping nb201: no NAS-Bench-201 table in {bench}; get it with: "
         "python -m benchmark.prepare nb201 --source FILE",
         f"run_all: skipping nb1shot1-s1, nb1shot1-s2, nb1shot1-s3: no NAS-Bench-101 table in {bench}; "
@@ -328,7 +329,10 @@ def test_run_all_on_a_fresh_machine(tmp_path):
     assert "\r" not in text
     epochs = [line.split(": epoch ")[0] + " " + line.split(": epoch ")[1].split()[0]
               for line in lines if ": epoch " in line]
-    assert epochs == ["search darts/darts/seed-0 1/1", "retrain darts/darts/seed-0/retrain/seed-0 1/2",
-                      "retrain darts/darts/seed-0/retrain/seed-0 2/2"], text
+    assert epochs[:3] == ["search darts/darts/seed-0 1/1", "retrain darts/darts/seed-0/retrain/seed-0 1/2",
+                          "retrain darts/darts/seed-0/retrain/seed-0 2/2"], text
+    # then the DARTS paper's selection (smoke sizes): the candidate's held-out training, the winner
+    assert "retrain darts/darts/seed-0/retrain-select/seed-0 2/2" in epochs[3:], text
+    assert (out / "darts/darts/selection.json").is_file()
     assert (out / "darts/darts/seed-0/retrain/seed-0/done.json").is_file()
     assert (out / "report/report.md").is_file()
