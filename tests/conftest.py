@@ -34,6 +34,18 @@ def benchmarks() -> Path:
     return p
 
 
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test (small float64 passes: thread start-up dominates on a
+    shared CPU); the previous count afterwards. Modules opt in with
+    `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def fast_cifar(cifar, tmp_path_factory) -> Path:
     """The same arrays (same md5) as an uncompressed .npz: a run.py process then starts in a

@@ -13,12 +13,7 @@ from spaces import get_space
 from spaces.darts import PROFILES as DARTS_PROFILES
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 
 
 def test_paper_profile_is_the_authors_procedure():

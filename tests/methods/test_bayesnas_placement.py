@@ -9,13 +9,7 @@ from spaces.base import input_key
 CONV1X1 = 2   # NB201 column of nor_conv_1x1 (ReLU-Conv-BN)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small float64 passes: thread start-up dominates on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 
 
 def _method(space_name, placement, **supernet):

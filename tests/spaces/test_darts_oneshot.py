@@ -11,12 +11,7 @@ from spaces.darts.oneshot import CELLS, EDGES, OneShotNetwork
 from spaces.darts.ops import NONE, OPS
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 
 
 def _weights(per_cell: bool, g: torch.Generator) -> dict:

@@ -10,12 +10,7 @@ from spaces.darts import (OP_SETS, OPS, SDARTS_ADV, SDARTS_RS, count_parameters,
 from spaces.darts.genotype import derive_cell
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 
 
 def test_op_sets_are_smoothdarts_spaces():
